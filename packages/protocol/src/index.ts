@@ -1,1 +1,10 @@
-export {}
+export * from './constants.js'
+export * from './errors.js'
+export * from './records.js'
+export * from './envelope.js'
+export * from './encoding.js'
+export * from './signing.js'
+export * from './pricing.js'
+export * from './lease.js'
+export * from './replay.js'
+export * from './consistency.js'
