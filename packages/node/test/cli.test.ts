@@ -62,3 +62,19 @@ test('an unknown command or option exits with status 2 and a hint', async () => 
   const o = await runCli(['id', '--no-such-flag'])
   assert.equal(o.code, 2)
 })
+
+test('every top-level command is listed in the lazy-loading table, and every listed one exists', async () => {
+  const { buildProgram, COMMAND_MODULES } = await import('../src/cli/program.js')
+  const registered = (await buildProgram()).commands.map((c) => c.name()).sort()
+  const listed = COMMAND_MODULES.flatMap((m) => m.commands).sort()
+  assert.deepEqual(registered, listed)
+})
+
+test('a command runs with only its own module loaded', async () => {
+  const { buildProgram } = await import('../src/cli/program.js')
+  const program = await buildProgram(['node', 'rpib', '--home', '/nonexistent', 'id', '--json'])
+  assert.deepEqual(
+    program.commands.map((c) => c.name()),
+    ['id'],
+  )
+})

@@ -1,0 +1,2 @@
+export { probeDevice, dockerArch, sha256Score, diskWriteSpeed } from './probe.js'
+export type { ProbeOptions } from './probe.js'

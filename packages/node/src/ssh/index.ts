@@ -1,0 +1,8 @@
+export { createSshServer, SSH_CIPHERS } from './server.js'
+export type { SshServer, SshServerOptions } from './server.js'
+export { loadOrCreateHostKey, sshFingerprint } from './host-key.js'
+export type { HostKey } from './host-key.js'
+export { AuthRateLimiter, matchPublicKey } from './access.js'
+export type { LeaseAccess, LookupLease, AuthRateLimiterOptions } from './access.js'
+export { SFTP_SERVER_PATH, isAllowedEnv } from './session.js'
+export * from './errors.js'
