@@ -11,8 +11,15 @@ import { recordId } from './signing.js'
 
 const mismatch = (message: string) => new ProtocolError('ERR_MISMATCH', message)
 
-/** Provider side: may this request be served from this listing? */
-export function checkRequestForListing(request: RentRequest, listing: Listing): ProtocolError | undefined {
+/**
+ * Provider side: may this request be served from this listing? `secondsPerHour` is 3600 except on a test
+ * network's fast clock (see pricing.ts).
+ */
+export function checkRequestForListing(
+  request: RentRequest,
+  listing: Listing,
+  secondsPerHour = 3600,
+): ProtocolError | undefined {
   const r = request.body
   const l = listing.body
   if (r.listingKey !== listingKey(listing.signer, l.deviceId))
@@ -23,7 +30,7 @@ export function checkRequestForListing(request: RentRequest, listing: Listing): 
       `request is for listing version ${r.listingVersion}, current is ${l.version}: refresh and retry`,
     )
   }
-  if (r.durationSeconds < l.minHours * 3600 || r.durationSeconds > l.maxHours * 3600) {
+  if (r.durationSeconds < l.minHours * secondsPerHour || r.durationSeconds > l.maxHours * secondsPerHour) {
     return mismatch(`duration must be between ${l.minHours} and ${l.maxHours} hours`)
   }
   if (!l.images.includes(r.image)) return mismatch(`image ${r.image} is not offered by this listing`)
@@ -38,6 +45,7 @@ export function checkOfferForRequest(
   offer: Offer,
   request: RentRequest,
   listing?: Listing,
+  secondsPerHour = 3600,
 ): ProtocolError | undefined {
   const o = offer.body
   if (o.requestId !== recordId(request)) return mismatch('offer answers another request')
@@ -48,9 +56,9 @@ export function checkOfferForRequest(
   if (offer.signer !== provider) return mismatch('offer is not signed by the listing provider')
   if (o.invoice.expiresAt > offer.expiresAt) return mismatch('invoice outlives the offer')
   if (listing !== undefined) {
-    const requestProblem = checkRequestForListing(request, listing)
+    const requestProblem = checkRequestForListing(request, listing, secondsPerHour)
     if (requestProblem !== undefined) return requestProblem
-    const listed = priceSats(listing.body.satsPerHour, o.durationSeconds)
+    const listed = priceSats(listing.body.satsPerHour, o.durationSeconds, secondsPerHour)
     if (o.priceSats > listed)
       return mismatch(`offer asks ${o.priceSats} sats, the listing price is ${listed}`)
     if (o.invoice.network !== listing.body.bitcoinNetwork)

@@ -1,6 +1,8 @@
 /**
  * Pricing in integer satoshis. Rounding (always in whole sats, never floats):
- * - price = ceil(satsPerHour × durationSeconds / 3600): a started sat is charged, so a price is never 0.
+ * - price = ceil(satsPerHour × durationSeconds / secondsPerHour): a started sat is charged, so a price is
+ *   never 0. `secondsPerHour` is 3600 except on test networks, where a sandbox may run on a faster clock
+ *   (an "hour" of a few seconds) so that expiry and extension can be tried quickly.
  * - refund = floor(paidSats × unservedSeconds / durationSeconds): pro-rata to the second, rounded down,
  *   so the provider keeps the fraction of a sat for time it served. served + refunded = paid exactly,
  *   because the provider's share is defined as paid − refund.
@@ -16,11 +18,13 @@ function requireInt(name: string, value: number, min: number, max: number): void
 }
 
 /** Price of `durationSeconds` at `satsPerHour`, rounded up to a whole sat. Throws ERR_RANGE. */
-export function priceSats(satsPerHour: number, durationSeconds: number): number {
+export function priceSats(satsPerHour: number, durationSeconds: number, secondsPerHour = 3600): number {
   requireInt('satsPerHour', satsPerHour, 0, MAX_SATS)
   requireInt('durationSeconds', durationSeconds, 0, Number.MAX_SAFE_INTEGER)
+  requireInt('secondsPerHour', secondsPerHour, 1, 3600)
   const product = BigInt(satsPerHour) * BigInt(durationSeconds)
-  const price = (product + 3599n) / 3600n
+  const hour = BigInt(secondsPerHour)
+  const price = (product + hour - 1n) / hour
   if (price > BigInt(MAX_SATS))
     throw new ProtocolError('ERR_RANGE', 'price exceeds the 21 million BTC supply')
   return Number(price)

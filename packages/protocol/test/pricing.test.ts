@@ -79,3 +79,12 @@ describe('refundSats', () => {
     )
   })
 })
+
+it('a test network fast clock scales the price: an "hour" of 10 s costs satsPerHour', () => {
+  assert.equal(priceSats(1000, 10, 10), 1000)
+  assert.equal(priceSats(1000, 25, 10), 2500)
+  assert.equal(priceSats(1000, 1, 7), 143) // ceil(1000 / 7)
+  assert.equal(priceSats(1000, 3600), priceSats(1000, 3600, 3600))
+  assert.throws(() => priceSats(1000, 10, 0), /secondsPerHour/)
+  assert.throws(() => priceSats(1000, 10, 3601), /secondsPerHour/)
+})

@@ -1,0 +1,250 @@
+/**
+ * Rental negotiation over `/rpib/rent/1.0.0`: a renter sends a signed RentRequest, the provider answers
+ * with a signed Offer carrying a fresh invoice (or a typed refusal). Payment, provisioning and the lease
+ * lifecycle build on the offers this produces.
+ */
+import type { Libp2p, PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import {
+  PROTOCOLS,
+  RentRpcRequestSchema,
+  RentRpcResponseSchema,
+  ReplayGuard,
+  TIMEOUTS,
+  checkOfferForRequest,
+  checkRequestForListing,
+  parseListingKey,
+  priceSats,
+  recordId,
+  signRecord,
+  verifyRecord,
+  type BitcoinNetwork,
+  type Listing,
+  type Offer,
+  type RentRequest,
+  type RentRequestBody,
+  type RentRpcResponse,
+} from '@rpib/protocol'
+import { RpibError } from '../errors.js'
+import { logger as makeLogger, type Logger } from '../log.js'
+import { errorText, rpcFrames } from './wire.js'
+
+/** What the provider needs from its invoice service (payments' `InvoiceService.create`). */
+export interface OfferInvoices {
+  create(req: {
+    amountSats: number
+    expiresInMs: number
+    label?: string
+    reference?: string
+    refundAddress?: string
+  }): Promise<{ id: string; address: string; amountSats: number; expiresAt: number }>
+}
+
+/** An offer this provider made, with the request it answers and the invoice that pays it. */
+export interface ProviderOffer {
+  offerId: string
+  request: RentRequest
+  offer: Offer
+  invoiceId: string
+}
+
+export interface RentalNegotiatorOptions {
+  privateKey: PrivateKey
+  peerId: PeerId
+  /** This provider's own current signed listing for a device id (undefined when unknown). */
+  listing(deviceId: string): Listing | undefined
+  /** Leases running or being provisioned on a device (offers beyond its free slots are refused). */
+  busySlots(deviceId: string): number
+  invoices: OfferInvoices
+  /** The Bitcoin network invoices are on; must match the listing's. */
+  bitcoinNetwork: BitcoinNetwork
+  /** 3600 on real networks; a test network's fast clock may make an "hour" shorter. */
+  secondsPerHour?: number
+  offerTtlMs?: number
+  /** Called for every offer made (the lease logic persists it and watches its invoice). */
+  onOffer?(offer: ProviderOffer): Promise<void> | void
+  now?: () => number
+  logger?: Logger
+}
+
+export interface RentalNegotiator {
+  /** Serves `/rpib/rent/1.0.0` on this libp2p node. */
+  start(libp2p: Pick<Libp2p, 'handle' | 'unhandle'>): Promise<void>
+  stop(): Promise<void>
+  /** The protocol logic without the stream: answers a request from `remotePeer`; throws RpibError. */
+  answer(remotePeer: string, request: unknown): Promise<ProviderOffer>
+}
+
+const refuse = (code: string, message: string): never => {
+  throw new RpibError(code, message)
+}
+
+/** Provider side of the negotiation. */
+export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNegotiator {
+  const log = opts.logger ?? makeLogger('rpib:rentals')
+  const now = opts.now ?? Date.now
+  const secondsPerHour = opts.secondsPerHour ?? 3600
+  const offerTtlMs = opts.offerTtlMs ?? TIMEOUTS.offerTtlMs
+  const replays = new ReplayGuard()
+  const self = opts.peerId.toString()
+  const open = new Set<Stream>()
+  let libp2p: Pick<Libp2p, 'handle' | 'unhandle'> | undefined
+
+  async function answer(remotePeer: string, raw: unknown): Promise<ProviderOffer> {
+    const at = now()
+    const verified = await verifyRecord('rent-request', raw, { now: at })
+    if (!verified.ok) return refuse('ERR_RENT_INVALID', `rent request refused: ${verified.error.message}`)
+    const request = verified.record
+    if (request.signer !== remotePeer) {
+      return refuse('ERR_RENT_SIGNER', 'rent request is signed by another peer than the one sending it')
+    }
+    const replay = replays.check(request, at)
+    if (replay !== undefined) return refuse('ERR_RENT_REPLAY', 'this rent request was already answered')
+    const key = parseListingKey(request.body.listingKey)
+    const listing = key?.providerPeerId === self ? opts.listing(key.deviceId) : undefined
+    if (key === undefined || listing === undefined) {
+      return refuse('ERR_RENT_UNKNOWN_LISTING', `this provider has no listing ${request.body.listingKey}`)
+    }
+    const mismatch = checkRequestForListing(request, listing, secondsPerHour)
+    if (mismatch !== undefined) return refuse('ERR_RENT_MISMATCH', mismatch.message)
+    if (listing.body.bitcoinNetwork !== opts.bitcoinNetwork) {
+      return refuse(
+        'ERR_RENT_NETWORK',
+        'this provider is not taking payments on the listing network right now',
+      )
+    }
+    if (opts.busySlots(key.deviceId) >= listing.body.slots) {
+      return refuse(
+        'ERR_RENT_NO_SLOTS',
+        'every slot of this device is taken; try again later or another device',
+      )
+    }
+
+    const price = priceSats(listing.body.satsPerHour, request.body.durationSeconds, secondsPerHour)
+    const requestId = recordId(request)
+    const invoice = await opts.invoices.create({
+      amountSats: price,
+      expiresInMs: offerTtlMs,
+      label: `rpib lease of ${listing.body.name}`.slice(0, 64),
+      reference: requestId,
+      ...(request.body.refundAddress !== undefined ? { refundAddress: request.body.refundAddress } : {}),
+    })
+    const offer = await signRecord(
+      'offer',
+      {
+        requestId,
+        listingKey: request.body.listingKey,
+        renter: request.signer,
+        durationSeconds: request.body.durationSeconds,
+        priceSats: price,
+        invoice: {
+          network: opts.bitcoinNetwork,
+          address: invoice.address,
+          amountSats: invoice.amountSats,
+          expiresAt: invoice.expiresAt,
+        },
+      },
+      opts.privateKey,
+      // the offer lives exactly as long as its invoice
+      { now: at, ttlMs: Math.max(1, invoice.expiresAt - at) },
+    )
+    const made: ProviderOffer = { offerId: recordId(offer), request, offer, invoiceId: invoice.id }
+    await opts.onOffer?.(made)
+    log('offer %s: %d sats for %ds to %s', made.offerId, price, request.body.durationSeconds, remotePeer)
+    return made
+  }
+
+  async function onStream(stream: Stream, connection: Connection): Promise<void> {
+    open.add(stream)
+    const frames = rpcFrames(stream)
+    let response: RentRpcResponse
+    try {
+      const message = await frames.read(RentRpcRequestSchema)
+      const made = await answer(connection.remotePeer.toString(), message.request)
+      response = { ok: true, offer: made.offer }
+    } catch (err) {
+      const code = err instanceof RpibError ? err.code : 'ERR_PROVIDER_INTERNAL'
+      const message =
+        err instanceof RpibError ? err.message : 'the provider failed to answer; try again later'
+      if (!(err instanceof RpibError)) log.error('rent request failed: %s', errorText(err))
+      response = { ok: false, error: { code, message } }
+    }
+    try {
+      await frames.write(response)
+      await stream.close()
+    } catch (err) {
+      log('could not answer %s: %s', connection.remotePeer.toString(), errorText(err))
+      stream.abort(err instanceof Error ? err : new Error(String(err)))
+    } finally {
+      open.delete(stream)
+    }
+  }
+
+  return {
+    answer,
+    async start(node) {
+      libp2p = node
+      await node.handle(PROTOCOLS.rent, onStream, { runOnLimitedConnection: true, maxInboundStreams: 32 })
+    },
+    async stop() {
+      await libp2p?.unhandle(PROTOCOLS.rent)
+      libp2p = undefined
+      for (const s of open) s.abort(new Error('provider stopping'))
+      open.clear()
+    },
+  }
+}
+
+export interface RequestOfferOptions {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  privateKey: PrivateKey
+  /** The verified listing the renter chose. */
+  listing: Listing
+  durationSeconds: number
+  image: string
+  sshPublicKeys: string[]
+  refundAddress?: string
+  secondsPerHour?: number
+  signal?: AbortSignal
+  now?: () => number
+}
+
+/**
+ * Renter side: asks the listing's provider for an offer and checks it answers this request, at no more
+ * than the listed price, on the listing's Bitcoin network. Throws RpibError with the provider's code when
+ * it refuses, ERR_OFFER_INVALID when its answer does not check out.
+ */
+export async function requestOffer(o: RequestOfferOptions): Promise<{ request: RentRequest; offer: Offer }> {
+  const now = o.now ?? Date.now
+  const body: RentRequestBody = {
+    listingKey: `${o.listing.signer}/${o.listing.body.deviceId}`,
+    listingVersion: o.listing.body.version,
+    durationSeconds: o.durationSeconds,
+    image: o.image,
+    sshPublicKeys: o.sshPublicKeys,
+    ...(o.refundAddress !== undefined ? { refundAddress: o.refundAddress } : {}),
+  }
+  const request = await signRecord('rent-request', body, o.privateKey, { now: now() })
+  const stream = await o.libp2p.dialProtocol(peerIdFromString(o.listing.signer), PROTOCOLS.rent, {
+    runOnLimitedConnection: true,
+    signal: AbortSignal.any([AbortSignal.timeout(TIMEOUTS.dialTimeoutMs), ...(o.signal ? [o.signal] : [])]),
+  })
+  let response: RentRpcResponse
+  try {
+    const frames = rpcFrames(stream)
+    await frames.write({ op: 'rent', request }, o.signal)
+    response = await frames.read(RentRpcResponseSchema, o.signal)
+    await stream.close()
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+  if (!response.ok) throw new RpibError(response.error.code, `provider refused: ${response.error.message}`)
+  const verified = await verifyRecord('offer', response.offer, { now: now() })
+  if (!verified.ok)
+    throw new RpibError('ERR_OFFER_INVALID', `the provider's offer is invalid: ${verified.error.message}`)
+  const mismatch = checkOfferForRequest(verified.record, request, o.listing, o.secondsPerHour)
+  if (mismatch !== undefined)
+    throw new RpibError('ERR_OFFER_INVALID', `the provider's offer does not match: ${mismatch.message}`)
+  return { request, offer: verified.record }
+}

@@ -1,0 +1,32 @@
+/**
+ * Messages of the `/rpib/rent/1.0.0` stream protocol. A renter opens a stream to the provider, writes
+ * one request frame, reads one response frame, and the stream closes. Frames are length-prefixed
+ * (unsigned varint) UTF-8 JSON of at most RENT_RPC_MAX_BYTES. Signed records inside a frame are carried as
+ * plain objects and checked with `verifyRecord`; the connection's remote peer id (authenticated by Noise)
+ * must equal a request's signer, so a peer cannot speak for another.
+ */
+import { z } from 'zod'
+import { textSchema } from './records.js'
+
+export const RENT_RPC_MAX_BYTES = 64 * 1024
+
+export const RentRpcRequestSchema = z.discriminatedUnion('op', [
+  /** Ask for an offer: `request` is a signed RentRequest. */
+  z.strictObject({ op: z.literal('rent'), request: z.unknown() }),
+])
+export type RentRpcRequest = z.infer<typeof RentRpcRequestSchema>
+
+export const RentRpcErrorSchema = z.strictObject({
+  /** Stable machine-readable code, e.g. ERR_RENT_MISMATCH. */
+  code: z.string().regex(/^ERR_[A-Z0-9_]{1,60}$/, 'error code must look like ERR_SOMETHING'),
+  /** One line for the user: what went wrong and what to do. */
+  message: textSchema(500),
+})
+export type RentRpcError = z.infer<typeof RentRpcErrorSchema>
+
+export const RentRpcResponseSchema = z.union([
+  z.strictObject({ ok: z.literal(false), error: RentRpcErrorSchema }),
+  /** `offer` is a signed Offer. */
+  z.strictObject({ ok: z.literal(true), offer: z.unknown() }),
+])
+export type RentRpcResponse = z.infer<typeof RentRpcResponseSchema>
