@@ -16,6 +16,10 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
     commands: ['wallet', 'invoice', 'devchain'],
     load: async () => (await import('./wallet.js')).registerPayments,
   },
+  {
+    commands: ['relay', 'tunnel', 'proxy', 'ssh', 'ssh-config'],
+    load: async () => (await import('./relay.js')).registerRelay,
+  },
 ]
 
 /** The top-level command named on the command line, if any (skipping global options). */
