@@ -117,7 +117,8 @@ describe('fuzz: decoders and verifiers reject hostile input with typed errors on
         const src = encoded[which % encoded.length]!
         let bytes = src
         for (const m of ms) bytes = bytes.length === 0 ? bytes : mutate(bytes, m)
-        if (bytes.length === src.length && bytes.every((b, i) => b === src[i])) return // mutations cancelled out
+        // mutations that cancel out, or splice one valid record into another, give a valid record back
+        if (encoded.some((e) => e.length === bytes.length && e.every((b, i) => b === bytes[i]))) return
         await checkBytes(bytes)
       }),
       { numRuns: 7000 },
