@@ -6,13 +6,16 @@
  * must equal a request's signer, so a peer cannot speak for another.
  */
 import { z } from 'zod'
-import { textSchema } from './records.js'
+import { LEASE_STATUSES } from './lease.js'
+import { IdSchema, SatsSchema, textSchema } from './records.js'
 
 export const RENT_RPC_MAX_BYTES = 64 * 1024
 
 export const RentRpcRequestSchema = z.discriminatedUnion('op', [
   /** Ask for an offer: `request` is a signed RentRequest. */
   z.strictObject({ op: z.literal('rent'), request: z.unknown() }),
+  /** Where is the rental of this offer? Only the renter it was made for may ask. */
+  z.strictObject({ op: z.literal('status'), offerId: IdSchema }),
 ])
 export type RentRpcRequest = z.infer<typeof RentRpcRequestSchema>
 
@@ -28,5 +31,13 @@ export const RentRpcResponseSchema = z.union([
   z.strictObject({ ok: z.literal(false), error: RentRpcErrorSchema }),
   /** `offer` is a signed Offer. */
   z.strictObject({ ok: z.literal(true), offer: z.unknown() }),
+  /** `lease` (a signed Lease) once active; `end` (a signed LeaseEnd) once a served lease has ended. */
+  z.strictObject({
+    ok: z.literal(true),
+    status: z.enum(LEASE_STATUSES),
+    paidSats: SatsSchema,
+    lease: z.unknown().optional(),
+    end: z.unknown().optional(),
+  }),
 ])
 export type RentRpcResponse = z.infer<typeof RentRpcResponseSchema>

@@ -5,12 +5,14 @@
  */
 import type { Libp2p, PeerId, PrivateKey, Stream, Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
+import { setTimeout as delay } from 'node:timers/promises'
 import {
   PROTOCOLS,
   RentRpcRequestSchema,
   RentRpcResponseSchema,
   ReplayGuard,
   TIMEOUTS,
+  checkLeaseForOffer,
   checkOfferForRequest,
   checkRequestForListing,
   parseListingKey,
@@ -19,10 +21,14 @@ import {
   signRecord,
   verifyRecord,
   type BitcoinNetwork,
+  type Lease,
+  type LeaseEnd,
+  type LeaseStatus,
   type Listing,
   type Offer,
   type RentRequest,
   type RentRequestBody,
+  type RentRpcRequest,
   type RentRpcResponse,
 } from '@rpib/protocol'
 import { RpibError } from '../errors.js'
@@ -38,6 +44,15 @@ export interface OfferInvoices {
     reference?: string
     refundAddress?: string
   }): Promise<{ id: string; address: string; amountSats: number; expiresAt: number }>
+}
+
+/** Where a rental stands, as the provider tells its renter. */
+export interface RentalStatus {
+  renter: string
+  status: LeaseStatus
+  paidSats: number
+  lease?: Lease
+  end?: LeaseEnd
 }
 
 /** An offer this provider made, with the request it answers and the invoice that pays it. */
@@ -63,6 +78,8 @@ export interface RentalNegotiatorOptions {
   offerTtlMs?: number
   /** Called for every offer made (the lease logic persists it and watches its invoice). */
   onOffer?(offer: ProviderOffer): Promise<void> | void
+  /** Where a rental stands (the lease manager's view); undefined for an unknown offer. */
+  status?(offerId: string): RentalStatus | undefined
   now?: () => number
   logger?: Logger
 }
@@ -160,8 +177,18 @@ export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNeg
     let response: RentRpcResponse
     try {
       const message = await frames.read(RentRpcRequestSchema)
-      const made = await answer(connection.remotePeer.toString(), message.request)
-      response = { ok: true, offer: made.offer }
+      const remotePeer = connection.remotePeer.toString()
+      if (message.op === 'rent') {
+        response = { ok: true, offer: (await answer(remotePeer, message.request)).offer }
+      } else {
+        const found = opts.status?.(message.offerId)
+        // an offer is nobody else's business: strangers get the same answer as for an unknown offer
+        if (found === undefined || found.renter !== remotePeer) {
+          return refuse('ERR_RENT_UNKNOWN_OFFER', `no rental of offer ${message.offerId} for this peer`)
+        }
+        const { renter: _renter, ...status } = found
+        response = { ok: true, ...status }
+      }
     } catch (err) {
       const code = err instanceof RpibError ? err.code : 'ERR_PROVIDER_INTERNAL'
       const message =
@@ -225,21 +252,9 @@ export async function requestOffer(o: RequestOfferOptions): Promise<{ request: R
     ...(o.refundAddress !== undefined ? { refundAddress: o.refundAddress } : {}),
   }
   const request = await signRecord('rent-request', body, o.privateKey, { now: now() })
-  const stream = await o.libp2p.dialProtocol(peerIdFromString(o.listing.signer), PROTOCOLS.rent, {
-    runOnLimitedConnection: true,
-    signal: AbortSignal.any([AbortSignal.timeout(TIMEOUTS.dialTimeoutMs), ...(o.signal ? [o.signal] : [])]),
-  })
-  let response: RentRpcResponse
-  try {
-    const frames = rpcFrames(stream)
-    await frames.write({ op: 'rent', request }, o.signal)
-    response = await frames.read(RentRpcResponseSchema, o.signal)
-    await stream.close()
-  } catch (err) {
-    stream.abort(err instanceof Error ? err : new Error(String(err)))
-    throw err
-  }
-  if (!response.ok) throw new RpibError(response.error.code, `provider refused: ${response.error.message}`)
+  const response = await call(o.libp2p, o.listing.signer, { op: 'rent', request }, o.signal)
+  if (!('offer' in response))
+    throw new RpibError('ERR_OFFER_INVALID', 'the provider answered without an offer')
   const verified = await verifyRecord('offer', response.offer, { now: now() })
   if (!verified.ok)
     throw new RpibError('ERR_OFFER_INVALID', `the provider's offer is invalid: ${verified.error.message}`)
@@ -247,4 +262,107 @@ export async function requestOffer(o: RequestOfferOptions): Promise<{ request: R
   if (mismatch !== undefined)
     throw new RpibError('ERR_OFFER_INVALID', `the provider's offer does not match: ${mismatch.message}`)
   return { request, offer: verified.record }
+}
+
+/** One exchange with a provider: dial, write the request, read the answer; a refusal becomes an RpibError. */
+async function call(
+  libp2p: Pick<Libp2p, 'dialProtocol'>,
+  provider: string,
+  message: RentRpcRequest,
+  signal?: AbortSignal,
+): Promise<Extract<RentRpcResponse, { ok: true }>> {
+  const stream = await libp2p.dialProtocol(peerIdFromString(provider), PROTOCOLS.rent, {
+    runOnLimitedConnection: true,
+    signal: AbortSignal.any([AbortSignal.timeout(TIMEOUTS.dialTimeoutMs), ...(signal ? [signal] : [])]),
+  })
+  let response: RentRpcResponse
+  try {
+    const frames = rpcFrames(stream)
+    await frames.write(message, signal)
+    response = await frames.read(RentRpcResponseSchema, signal)
+    await stream.close()
+  } catch (err) {
+    stream.abort(err instanceof Error ? err : new Error(String(err)))
+    throw err
+  }
+  if (!response.ok) throw new RpibError(response.error.code, `provider refused: ${response.error.message}`)
+  return response
+}
+
+/** The renter's view of a paid offer: the verified Lease once active, or why it ended. */
+export interface RenterLeaseView {
+  status: LeaseStatus
+  paidSats: number
+  lease?: Lease
+  end?: LeaseEnd
+}
+
+/** Asks the provider where the rental of `offer` stands, and verifies any Lease/LeaseEnd it returns. */
+export async function fetchRentalStatus(o: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  offer: Offer
+  signal?: AbortSignal
+  now?: () => number
+}): Promise<RenterLeaseView> {
+  const response = await call(
+    o.libp2p,
+    o.offer.signer,
+    { op: 'status', offerId: recordId(o.offer) },
+    o.signal,
+  )
+  if (!('status' in response))
+    throw new RpibError('ERR_STATUS_INVALID', 'the provider answered without a status')
+  const at = (o.now ?? Date.now)()
+  const view: RenterLeaseView = { status: response.status, paidSats: response.paidSats }
+  if (response.lease !== undefined) {
+    const lease = await verifyRecord('lease', response.lease, { now: at, ignoreExpiry: true })
+    if (!lease.ok)
+      throw new RpibError('ERR_LEASE_INVALID', `the provider's lease is invalid: ${lease.error.message}`)
+    const mismatch = checkLeaseForOffer(lease.record, o.offer)
+    if (mismatch !== undefined)
+      throw new RpibError('ERR_LEASE_INVALID', `the provider's lease does not match: ${mismatch.message}`)
+    view.lease = lease.record
+  }
+  if (response.end !== undefined) {
+    const end = await verifyRecord('lease-end', response.end, { now: at, ignoreExpiry: true })
+    if (!end.ok || end.record.signer !== o.offer.signer || end.record.body.leaseId !== recordId(o.offer)) {
+      throw new RpibError('ERR_LEASE_INVALID', "the provider's lease end does not check out")
+    }
+    view.end = end.record
+  }
+  return view
+}
+
+/**
+ * Polls the provider until the lease is active (returns it) or the rental ended without one (throws
+ * ERR_LEASE_ENDED with the reason). Bounded by `signal` and `timeoutMs` (default: the provision timeout).
+ */
+export async function waitForLease(o: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  offer: Offer
+  signal?: AbortSignal
+  pollMs?: number
+  timeoutMs?: number
+  onStatus?(view: RenterLeaseView): void
+}): Promise<Lease> {
+  const signal = AbortSignal.any([
+    AbortSignal.timeout(o.timeoutMs ?? TIMEOUTS.offerTtlMs + TIMEOUTS.provisionTimeoutMs),
+    ...(o.signal ? [o.signal] : []),
+  ])
+  for (;;) {
+    const view = await fetchRentalStatus({ libp2p: o.libp2p, offer: o.offer, signal })
+    o.onStatus?.(view)
+    if (view.lease !== undefined && view.status === 'active') return view.lease
+    if (view.status === 'ended') {
+      throw new RpibError(
+        'ERR_LEASE_ENDED',
+        `the rental ended without an active lease (${view.end?.body.reason ?? 'offer lapsed'})`,
+      )
+    }
+    try {
+      await delay(o.pollMs ?? 1000, undefined, { signal })
+    } catch (err) {
+      throw new RpibError('ERR_LEASE_TIMEOUT', 'gave up waiting for the lease', { cause: err })
+    }
+  }
 }

@@ -24,7 +24,10 @@ import type { ProviderOffer } from './negotiation.js'
 import type { ProviderRental, RentalStore } from './rental-store.js'
 import { errorText } from './wire.js'
 
-/** The SSH user of a lease: POSIX user names are at most 32 characters, lease ids are 64 hex. */
+/**
+ * The SSH user name of a lease, which is also its container's lease id: POSIX user names are at most 32
+ * characters and protocol lease ids are 64 hex, so it is `l` + the first 31 hex digits (124 bits).
+ */
 export function leaseUser(leaseId: string): string {
   return `l${leaseId.slice(0, 31)}`
 }
@@ -147,14 +150,14 @@ export function createLeaseManager(opts: LeaseManagerOptions): LeaseManager {
       if (listing === undefined)
         throw new RpibError('ERR_LISTING_GONE', `device ${deviceId} is no longer listed`)
       await opts.runtime.createLease({
-        leaseId: rental.offerId,
+        leaseId: leaseUser(rental.offerId),
         image: rental.request.body.image,
         expiresAt: at + rental.state.durationSeconds * 1000,
         resources: listing.body.limits,
       })
     } catch (err) {
       log.error('provisioning %s failed: %s', rental.offerId, errorText(err))
-      await opts.runtime.removeLease(rental.offerId, 'removed').catch(() => undefined)
+      await opts.runtime.removeLease(leaseUser(rental.offerId), 'removed').catch(() => undefined)
       await endRental(
         rental,
         { type: 'provision-failed', at: Math.max(now(), rental.state.updatedAt) },
@@ -210,7 +213,7 @@ export function createLeaseManager(opts: LeaseManagerOptions): LeaseManager {
     const t = now()
     for (const rental of rentals.values()) {
       if (rental.state.status !== 'active' || (rental.state.expiresAt ?? Infinity) > t) continue
-      await opts.runtime.removeLease(rental.offerId, 'expired')
+      await opts.runtime.removeLease(leaseUser(rental.offerId), 'expired')
       await endRental(rental, { type: 'expire', at: Math.max(t, rental.state.updatedAt) }, 'expired')
       log('lease %s expired', rental.offerId)
     }
@@ -233,7 +236,7 @@ export function createLeaseManager(opts: LeaseManagerOptions): LeaseManager {
         const active = [...rentals.values()].filter((r) => r.state.status === 'active')
         await opts.runtime.reconcile(
           now(),
-          active.map((r) => ({ leaseId: r.offerId, expiresAt: r.state.expiresAt ?? 0 })),
+          active.map((r) => ({ leaseId: leaseUser(r.offerId), expiresAt: r.state.expiresAt ?? 0 })),
         )
         // paid before a crash but never provisioned: createLease is idempotent, so this cannot double up
         for (const r of rentals.values())
@@ -291,7 +294,7 @@ export function createLeaseManager(opts: LeaseManagerOptions): LeaseManager {
       for (const r of rentals.values()) {
         if (r.state.status !== 'active' || leaseUser(r.offerId) !== user) continue
         return {
-          leaseId: r.offerId,
+          leaseId: user,
           expiresAt: r.state.expiresAt ?? 0,
           authorizedKeys: r.request.body.sshPublicKeys,
         }
