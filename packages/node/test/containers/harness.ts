@@ -58,6 +58,28 @@ export async function makeRenterKey(dir: string, name = 'id_ed25519'): Promise<R
   return { path, publicKey: (await readFile(`${path}.pub`, 'utf8')).trim() }
 }
 
+/** OpenSSH client options for tests: no user config, no agent, the host key pinned from `knownHostsPath`. */
+export function opensshClientOptions(knownHostsPath: string, keyPath: string): string[] {
+  return [
+    '-F',
+    'none',
+    '-o',
+    'BatchMode=yes',
+    '-o',
+    'StrictHostKeyChecking=yes',
+    '-o',
+    `UserKnownHostsFile=${knownHostsPath}`,
+    '-o',
+    'IdentitiesOnly=yes',
+    '-o',
+    'IdentityAgent=none',
+    '-o',
+    'LogLevel=ERROR',
+    '-i',
+    keyPath,
+  ]
+}
+
 export interface ProcResult {
   code: number | null
   signal: NodeJS.Signals | null
@@ -127,24 +149,7 @@ export async function startTestProvider(
   const knownHostsPath = join(dir, 'known_hosts')
   await writeFile(knownHostsPath, `[127.0.0.1]:${server.port} ${server.hostPublicKey}\n`)
 
-  const sshOptions = (key = renter.path): string[] => [
-    '-F',
-    'none',
-    '-o',
-    'BatchMode=yes',
-    '-o',
-    'StrictHostKeyChecking=yes',
-    '-o',
-    `UserKnownHostsFile=${knownHostsPath}`,
-    '-o',
-    'IdentitiesOnly=yes',
-    '-o',
-    'IdentityAgent=none',
-    '-o',
-    'LogLevel=ERROR',
-    '-i',
-    key,
-  ]
+  const sshOptions = (key = renter.path): string[] => opensshClientOptions(knownHostsPath, key)
   return {
     dir,
     runtime,

@@ -6,7 +6,7 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
-import { checkLeaseForOffer, signRecord, verifyRecord, type Listing, type ListingBody } from '@rpib/protocol'
+import { checkLeaseForOffer, signRecord, verifyRecord, type Listing } from '@rpib/protocol'
 import { createDockerRuntime, type DockerRuntime } from '../../src/containers/index.js'
 import { createInvoiceService, type InvoiceService } from '../../src/payments/invoice-service.js'
 import { createInvoiceFileStore } from '../../src/payments/invoice-store.js'
@@ -15,42 +15,11 @@ import { createRentalNegotiator, type RentalNegotiator } from '../../src/rentals
 import { createLeaseManager, leaseUser, type LeaseManager } from '../../src/rentals/provider-leases.js'
 import { createRentalFileStore, type ProviderRental } from '../../src/rentals/rental-store.js'
 import { BUSYBOX_IMAGE, dockerSkipReason, uniqueName } from '../containers/harness.js'
+import { testListingBody, TEST_SSH_KEY } from './fixtures.js'
 import { paymentsEnv, waitFor, type PaymentsEnv } from '../payments/helpers/env.js'
 
-const SSH_KEY =
-  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVhZ2VudGVzdGtleWZvcnJwaWJyb2tlcm5lZ290aWF0aW9u renter@test'
 const HOUR = 3 // fast test clock: an "hour" lasts 3 s
 const skip = await dockerSkipReason([BUSYBOX_IMAGE])
-
-function body(images: string[]): ListingBody {
-  return {
-    deviceId: 'box',
-    version: 1,
-    status: 'listed',
-    name: 'Test box',
-    description: '',
-    specs: {
-      arch: 'amd64',
-      cpuModel: 'test',
-      cpuCores: 2,
-      cpuScore: 100,
-      memoryMb: 1024,
-      diskFreeMb: 1000,
-      diskWriteMBps: 100,
-      dockerVersion: '20.10.24',
-      kernel: '6.1',
-    },
-    satsPerHour: 10_000,
-    minHours: 1,
-    maxHours: 4,
-    slots: 2,
-    images,
-    limits: { cpus: 500, memoryMb: 64, diskMb: 16, pidsLimit: 64 },
-    sshHostKey: 'SHA256:' + 'B'.repeat(43),
-    relays: [],
-    bitcoinNetwork: 'regtest',
-  }
-}
 
 describe(
   'provider leases: paid offer → container → signed lease → expiry → refund (devchain + Docker)',
@@ -109,7 +78,11 @@ describe(
       await invoices.start()
       runtime = createDockerRuntime({ networkName: uniqueName('rpib-rent') })
       await runtime.ensureNetwork()
-      listing = await signRecord('listing', body([BUSYBOX_IMAGE, 'rpib/missing:none']), providerKey)
+      listing = await signRecord(
+        'listing',
+        testListingBody({ images: [BUSYBOX_IMAGE, 'rpib/missing:none'] }),
+        providerKey,
+      )
       manager = managerFor(home)
       await manager.start()
       negotiator = createRentalNegotiator({
@@ -142,7 +115,7 @@ describe(
           listingVersion: 1,
           durationSeconds: hours * HOUR,
           image,
-          sshPublicKeys: [SSH_KEY],
+          sshPublicKeys: [TEST_SSH_KEY],
           refundAddress,
         },
         renterKey,
@@ -174,7 +147,7 @@ describe(
       assert.equal(lease.record.body.ssh.user, leaseUser(made.offerId))
       assert.equal((await runtime.getLease(leaseUser(made.offerId)))?.state, 'running')
       const access = manager.lookup(leaseUser(made.offerId))
-      assert.deepEqual(access?.authorizedKeys, [SSH_KEY])
+      assert.deepEqual(access?.authorizedKeys, [TEST_SSH_KEY])
       assert.equal(manager.busySlots('box'), 1)
 
       const ended = await until(made.offerId, 'lease expired', (r) => r.state.status === 'ended')

@@ -16,42 +16,21 @@ import {
   type ProviderOffer,
   type RentalNegotiator,
 } from '../../src/rentals/negotiation.js'
+import { testListingBody, TEST_SSH_KEY } from './fixtures.js'
 import { paymentsEnv, type PaymentsEnv } from '../payments/helpers/env.js'
 
-const SSH_KEY =
-  'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHVhZ2VudGVzdGtleWZvcnJwaWJyb2tlcm5lZ290aWF0aW9u renter@test'
 const SECONDS_PER_HOUR = 10 // the sandbox's fast clock: an "hour" lasts 10 s
 
-function listingBody(overrides: Partial<ListingBody> = {}): ListingBody {
-  return {
+const listingBody = (overrides: Partial<ListingBody> = {}) =>
+  testListingBody({
     deviceId: 'pi-1',
     version: 3,
-    status: 'listed',
-    name: 'Kitchen Pi',
-    description: 'a Raspberry Pi 4 on a home line',
-    specs: {
-      arch: 'arm64',
-      cpuModel: 'Cortex-A72',
-      cpuCores: 4,
-      cpuScore: 120,
-      memoryMb: 4096,
-      diskFreeMb: 20_000,
-      diskWriteMBps: 40,
-      dockerVersion: '20.10.24',
-      kernel: '6.1.0-rpi',
-    },
     satsPerHour: 1000,
-    minHours: 1,
     maxHours: 24,
     slots: 1,
     images: ['rpib/base:bookworm'],
-    limits: { cpus: 1000, memoryMb: 512, diskMb: 1024, pidsLimit: 256 },
-    sshHostKey: 'SHA256:' + 'A'.repeat(43),
-    relays: [],
-    bitcoinNetwork: 'regtest',
     ...overrides,
-  }
-}
+  })
 
 describe('rental negotiation over /rpib/rent/1.0.0 (real libp2p, real invoices on the devchain)', () => {
   let env: PaymentsEnv
@@ -116,7 +95,7 @@ describe('rental negotiation over /rpib/rent/1.0.0 (real libp2p, real invoices o
       listing: overrides.listing ?? listing,
       durationSeconds: overrides.durationSeconds ?? 2 * SECONDS_PER_HOUR,
       image: overrides.image ?? 'rpib/base:bookworm',
-      sshPublicKeys: [SSH_KEY],
+      sshPublicKeys: [TEST_SSH_KEY],
       secondsPerHour: SECONDS_PER_HOUR,
     })
 
@@ -174,7 +153,7 @@ describe('rental negotiation over /rpib/rent/1.0.0 (real libp2p, real invoices o
       listingVersion: 3,
       durationSeconds: SECONDS_PER_HOUR,
       image: 'rpib/base:bookworm',
-      sshPublicKeys: [SSH_KEY],
+      sshPublicKeys: [TEST_SSH_KEY],
     }
     const forged = await signRecord('rent-request', body, forger)
     await assert.rejects(negotiator.answer(renter.peerId.toString(), forged), { code: 'ERR_RENT_SIGNER' })
@@ -191,7 +170,7 @@ describe('rental negotiation over /rpib/rent/1.0.0 (real libp2p, real invoices o
         listingVersion: 3,
         durationSeconds: SECONDS_PER_HOUR,
         image: 'rpib/base:bookworm',
-        sshPublicKeys: [SSH_KEY],
+        sshPublicKeys: [TEST_SSH_KEY],
       },
       renterKey,
     )

@@ -33,10 +33,12 @@ import {
   BUSYBOX_IMAGE,
   dockerSkipReason,
   makeRenterKey,
+  opensshClientOptions,
   runProcess,
   uniqueName,
   type RenterKey,
 } from '../containers/harness.js'
+import { testListingBody } from './fixtures.js'
 import { paymentsEnv, waitFor, type PaymentsEnv } from '../payments/helpers/env.js'
 
 const HOUR = 4 // fast test clock: an "hour" lasts 4 s
@@ -111,33 +113,13 @@ describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH
     await ssh.start()
     listing = await signRecord(
       'listing',
-      {
+      testListingBody({
         deviceId: 'e2e',
-        version: 1,
-        status: 'listed',
-        name: 'E2E box',
-        description: 'a test device',
-        specs: {
-          arch: 'amd64',
-          cpuModel: 'test',
-          cpuCores: 2,
-          cpuScore: 100,
-          memoryMb: 1024,
-          diskFreeMb: 1000,
-          diskWriteMBps: 100,
-          dockerVersion: '20.10.24',
-          kernel: '6.1',
-        },
         satsPerHour: 5_000,
-        minHours: 1,
         maxHours: 8,
         slots: 1,
-        images: [BUSYBOX_IMAGE],
-        limits: { cpus: 500, memoryMb: 64, diskMb: 16, pidsLimit: 64 },
         sshHostKey: ssh.hostKeyFingerprint,
-        relays: [],
-        bitcoinNetwork: 'regtest',
-      },
+      }),
       providerKey,
     )
     await manager.start()
@@ -211,22 +193,7 @@ describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH
     const knownHosts = join(dir, 'known_hosts')
     await writeFile(knownHosts, `[127.0.0.1]:${ssh.port} ${ssh.hostPublicKey}\n`)
     const result = await runProcess('ssh', [
-      '-F',
-      'none',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-o',
-      'IdentityAgent=none',
-      '-o',
-      'LogLevel=ERROR',
-      '-i',
-      renterSsh.path,
+      ...opensshClientOptions(knownHosts, renterSsh.path),
       '-p',
       String(ssh.port),
       `${lease.body.ssh.user}@127.0.0.1`,
