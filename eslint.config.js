@@ -20,6 +20,7 @@ export default tseslint.config(
         AbortSignal: 'readonly',
         TextEncoder: 'readonly',
         TextDecoder: 'readonly',
+        fetch: 'readonly',
       },
     },
     rules: {

@@ -17,9 +17,14 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
     load: async () => (await import('./wallet.js')).registerPayments,
   },
   {
+    commands: ['daemon', 'status', 'events', 'config'],
+    load: async () => (await import('./daemon.js')).registerDaemon,
+  },
+  {
     commands: ['relay', 'tunnel', 'proxy', 'ssh', 'ssh-config'],
     load: async () => (await import('./relay.js')).registerRelay,
   },
+  { commands: ['market'], load: async () => (await import('./market.js')).registerMarket },
 ]
 
 /** The top-level command named on the command line, if any (skipping global options). */

@@ -1,0 +1,198 @@
+import { type Command, Option } from 'commander'
+import { z } from 'zod'
+import { loadConfig } from '../config/config.js'
+import { ensurePrivateDir } from '../config/paths.js'
+import { RpibError, UsageError } from '../errors.js'
+import { createMarketNode, type MarketNode } from '../market/market-node.js'
+import { SORT_FIELDS, type MarketEntry, type MarketQuery } from '../market/market-index.js'
+import { parseNetworkId } from '../p2p/network-id.js'
+import { emit, globalOptions } from './output.js'
+
+interface SyncOptions {
+  network?: string
+  bootstrap?: string[]
+  listen?: string[]
+  wait: string
+}
+
+const WaitSchema = z.coerce.number().min(0).max(600)
+const IntSchema = z.coerce.number().int().min(0)
+
+function intOption(value: string | undefined, flag: string): number | undefined {
+  if (value == null) return undefined
+  const parsed = IntSchema.safeParse(value)
+  if (!parsed.success) throw new UsageError(`${flag} must be a non-negative integer, got "${value}"`)
+  return parsed.data
+}
+
+/**
+ * There is no daemon to ask yet, so `market list|show` starts a short-lived node on the local
+ * replica, syncs with the network for `--wait` seconds and answers from the local index.
+ */
+async function withMarket<T>(cmd: Command, opts: SyncOptions, body: (node: MarketNode) => T): Promise<T> {
+  const { home } = globalOptions(cmd)
+  const wait = WaitSchema.safeParse(opts.wait)
+  if (!wait.success)
+    throw new UsageError(`--wait must be a number of seconds between 0 and 600, got "${opts.wait}"`)
+  await ensurePrivateDir(home)
+  const { config } = await loadConfig({ home })
+  const networkId = parseNetworkId(opts.network ?? config.network)
+  const p2p = {
+    ...config.p2p,
+    bootstrap: [...config.p2p.bootstrap, ...(opts.bootstrap ?? [])],
+    listen: opts.listen ?? config.p2p.listen,
+  }
+  let node: MarketNode
+  try {
+    node = await createMarketNode({ dataDir: home, networkId, p2p })
+  } catch (err) {
+    if (err instanceof RpibError) throw err
+    const message = (err as Error).message
+    if (/lock/i.test(message)) {
+      throw new RpibError(
+        'ERR_MARKET_BUSY',
+        `the market replica in ${home} is in use (is the daemon running?); stop it or use another --home`,
+        { cause: err },
+      )
+    }
+    throw new RpibError('ERR_MARKET_START', `could not start the market node: ${message}`, { cause: err })
+  }
+  try {
+    if (wait.data > 0) await new Promise((resolve) => setTimeout(resolve, wait.data * 1000))
+    return body(node)
+  } finally {
+    await node.stop()
+  }
+}
+
+function syncOptions(command: Command): Command {
+  return command
+    .option(
+      '--network <id>',
+      'market network id (mainnet, testnet, regtest, sandbox-<name>; default from config)',
+    )
+    .option('--bootstrap <multiaddr...>', 'peers to sync from, in addition to the configured bootstrap list')
+    .option('--listen <multiaddr...>', 'addresses to listen on while syncing (default from config)')
+    .option('--wait <seconds>', 'how long to sync with the network before answering', '5')
+}
+
+function row(entry: MarketEntry): string[] {
+  const body = entry.listing.body
+  return [
+    entry.key.length > 40 ? `…${entry.key.slice(-39)}` : entry.key,
+    body.specs.arch,
+    String(body.specs.cpuCores),
+    String(body.specs.cpuScore),
+    `${body.specs.memoryMb}`,
+    `${body.specs.diskFreeMb}`,
+    `${body.satsPerHour}`,
+    entry.online ? 'yes' : '-',
+    entry.reputation == null ? '-' : String(entry.reputation),
+  ]
+}
+
+function table(entries: MarketEntry[]): string {
+  const header = ['LISTING', 'ARCH', 'CORES', 'CPU', 'MEM MB', 'DISK MB', 'SATS/H', 'ONLINE', 'REP']
+  const rows = [header, ...entries.map(row)]
+  const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n')
+}
+
+function serialise(entry: MarketEntry): Record<string, unknown> {
+  return {
+    key: entry.key,
+    provider: entry.provider,
+    deviceId: entry.deviceId,
+    online: entry.online,
+    lastSeenAt: entry.lastSeenAt ?? null,
+    reputation: entry.reputation ?? null,
+    listing: entry.listing,
+  }
+}
+
+export function registerMarket(program: Command): void {
+  const market = program
+    .command('market')
+    .description('browse the device market (listings replicated over P2P)')
+
+  syncOptions(market.command('list'))
+    .description('list devices on the market, cheapest first')
+    .option('--arch <arch>', 'only this architecture (arm64, amd64, …)')
+    .option('--min-cores <n>', 'at least this many CPU cores')
+    .option('--min-cpu-score <n>', 'at least this CPU score')
+    .option('--min-memory <mb>', 'at least this much memory (MB)')
+    .option('--min-disk <mb>', 'at least this much free disk (MB)')
+    .option('--max-price <sats>', 'at most this many sats per hour')
+    .option('--min-reputation <n>', 'providers with at least this reputation')
+    .option('--online', 'only devices whose presence was seen while syncing')
+    .addOption(new Option('--sort <field>', 'sort by').choices(SORT_FIELDS).default('price'))
+    .addOption(
+      new Option('--order <dir>', 'sort direction (default depends on the field)').choices(['asc', 'desc']),
+    )
+    .option('--limit <n>', 'show at most this many', '100')
+    .action(async (opts: SyncOptions & Record<string, string | boolean | undefined>, cmd: Command) => {
+      const query: MarketQuery = {
+        arch: opts.arch as string | undefined,
+        minCpuCores: intOption(opts.minCores as string | undefined, '--min-cores'),
+        minCpuScore: intOption(opts.minCpuScore as string | undefined, '--min-cpu-score'),
+        minMemoryMb: intOption(opts.minMemory as string | undefined, '--min-memory'),
+        minDiskMb: intOption(opts.minDisk as string | undefined, '--min-disk'),
+        maxSatsPerHour: intOption(opts.maxPrice as string | undefined, '--max-price'),
+        minReputation: intOption(opts.minReputation as string | undefined, '--min-reputation'),
+        // a short-lived node only sees beats sent while it syncs, so offline is not hidden by default
+        presence: opts.online === true ? 'online' : 'any',
+        sort: opts.sort as MarketQuery['sort'],
+        order: opts.order as MarketQuery['order'],
+        limit: intOption(opts.limit as string | undefined, '--limit'),
+      }
+      const result = await withMarket(cmd, opts, (node) => ({
+        networkId: node.networkId,
+        ...node.query(query),
+      }))
+      emit(
+        cmd,
+        { networkId: result.networkId, total: result.total, entries: result.entries.map(serialise) },
+        () =>
+          result.entries.length === 0
+            ? `no listings on ${result.networkId} match (synced for ${opts.wait} s; try --wait or --bootstrap)`
+            : `${table(result.entries)}\n(${result.entries.length} of ${result.total} on ${result.networkId})`,
+      )
+    })
+
+  syncOptions(market.command('show'))
+    .description('show one listing by its key <providerPeerId>/<deviceId>')
+    .argument('<key>', 'listing key, as printed by `rpib market list --json`')
+    .action(async (key: string, opts: SyncOptions, cmd: Command) => {
+      if (!/^[1-9A-HJ-NP-Za-km-z]{40,128}\/[a-z0-9][a-z0-9-]{0,63}$/.test(key)) {
+        throw new UsageError(`"${key}" is not a listing key (<providerPeerId>/<deviceId>)`)
+      }
+      const entry = await withMarket(cmd, opts, (node) => node.show(key))
+      if (entry == null) {
+        throw new RpibError(
+          'ERR_LISTING_NOT_FOUND',
+          `no listing ${key} in the local replica; try a longer --wait`,
+        )
+      }
+      const body = entry.listing.body
+      emit(cmd, serialise(entry), () =>
+        [
+          `${body.name}  (${entry.key})`,
+          body.description,
+          `arch ${body.specs.arch}, ${body.specs.cpuCores} × ${body.specs.cpuModel}, cpu score ${body.specs.cpuScore}`,
+          `memory ${body.specs.memoryMb} MB, disk free ${body.specs.diskFreeMb} MB`,
+          `price ${body.satsPerHour} sats/hour, ${body.minHours}-${body.maxHours} hours, ${body.slots} slot(s)`,
+          `images ${body.images.join(', ')}`,
+          `ssh host key ${body.sshHostKey}`,
+          `relays ${body.relays.length === 0 ? '-' : body.relays.join(', ')}`,
+          `online ${entry.online ? 'yes' : 'not seen'}; version ${body.version}; signed ${new Date(entry.listing.createdAt).toISOString()}`,
+        ].join('\n'),
+      )
+    })
+}

@@ -1,0 +1,154 @@
+import { z } from 'zod'
+import { P2pConfigSchema } from '../p2p/config.js'
+import { NetworkIdSchema } from '../p2p/network-id.js'
+
+/**
+ * The daemon's configuration file (`<home>/config.json`), every key optional with a default. Objects
+ * are strict so a typo (`"api": { "prot": 1 }`) is an error naming the key instead of a silent default.
+ * Documented key by key in docs/CONFIG.md; `rpib config schema` prints the JSON Schema.
+ */
+
+/** The default local API port; 0 picks a free port (the CLI finds it through `<home>/daemon.json`). */
+export const DEFAULT_API_PORT = 7742
+
+export const LogLevelSchema = z.enum(['debug', 'info', 'warn', 'error'])
+export type LogLevel = z.infer<typeof LogLevelSchema>
+
+export const ApiConfigSchema = z
+  .strictObject({
+    /** loopback only: the API is a local door, never a network service */
+    host: z.enum(['127.0.0.1', '::1']).default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(DEFAULT_API_PORT),
+    /** seconds between SSE heartbeat comments, so proxies and clients see a live stream */
+    sseHeartbeatSeconds: z.number().min(0.01).max(300).default(15),
+  })
+  .prefault({})
+
+export const RolesConfigSchema = z
+  .strictObject({
+    /** rent out this device (needs Docker) */
+    provider: z.boolean().default(false),
+    /** act as a public relay (circuit relay + SSH jump relay) */
+    relay: z.boolean().default(false),
+  })
+  .prefault({})
+
+export const BitcoinBackendKindSchema = z.enum(['devchain', 'esplora', 'core'])
+export const BitcoinNetworkSchema = z.enum(['mainnet', 'testnet', 'signet', 'regtest'])
+
+export const BitcoinConfigSchema = z
+  .strictObject({
+    /** devchain: the embedded regtest chain (tests, sandbox); esplora: REST; core: Bitcoin Core JSON-RPC */
+    backend: BitcoinBackendKindSchema.default('devchain'),
+    /** chain the wallet and invoices use; defaults from the market network (sandbox-* → regtest) */
+    network: BitcoinNetworkSchema.optional(),
+    /** base URL of the Esplora API or Bitcoin Core RPC endpoint (required unless devchain) */
+    url: z.url({ protocol: /^https?$/, error: 'must be an http:// or https:// URL' }).optional(),
+    /** Bitcoin Core `.cookie` file for RPC authentication (core only) */
+    cookieFile: z.string().min(1).optional(),
+    /** confirmations before an invoice counts as paid */
+    confirmations: z.number().int().min(0).max(100).default(1),
+  })
+  .prefault({})
+
+export const PresenceConfigSchema = z
+  .strictObject({
+    /** seconds between presence beats of a provider; adaptive slows it down as the market grows */
+    intervalSeconds: z.number().int().min(5).max(3600).default(30),
+    adaptive: z.boolean().default(true),
+  })
+  .prefault({})
+
+export const MarketConfigSchema = z
+  .strictObject({
+    /**
+     * What to replicate of the listings store: `all` (renters, relays), `own` (a provider-only node keeps
+     * just its own listing pinned), `auto` (own for a provider without the relay role, else all).
+     */
+    replicate: z.enum(['auto', 'all', 'own']).default('auto'),
+  })
+  .prefault({})
+
+export const LogConfigSchema = z
+  .strictObject({
+    /** structured JSON lines on stdout at or above this level */
+    level: LogLevelSchema.default('info'),
+  })
+  .prefault({})
+
+const ConfigObjectSchema = z.strictObject({
+  /** lets editors validate the file against `rpib config schema`; ignored by the daemon */
+  $schema: z.string().optional(),
+  /** market network id: mainnet, testnet, regtest or sandbox-<id>; nodes of different ids never mix */
+  network: NetworkIdSchema.default('regtest'),
+  roles: RolesConfigSchema,
+  api: ApiConfigSchema,
+  // strict at this level so a typo such as `p2p.listn` is an error, like everywhere else
+  p2p: P2pConfigSchema.strict().prefault({}),
+  bitcoin: BitcoinConfigSchema,
+  presence: PresenceConfigSchema,
+  market: MarketConfigSchema,
+  log: LogConfigSchema,
+})
+
+/** Which bitcoin chain a market network pays on by default. */
+export function defaultBitcoinNetwork(network: string): z.infer<typeof BitcoinNetworkSchema> {
+  if (network === 'mainnet') return 'mainnet'
+  if (network === 'testnet') return 'testnet'
+  return 'regtest'
+}
+
+export const ConfigSchema = ConfigObjectSchema.superRefine((cfg, ctx) => {
+  const chain = cfg.bitcoin.network ?? defaultBitcoinNetwork(cfg.network)
+  if (cfg.bitcoin.backend === 'devchain' && chain !== 'regtest') {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['bitcoin', 'backend'],
+      message: `devchain only runs regtest, but the bitcoin network is ${chain}; use esplora or core`,
+    })
+  }
+  if (cfg.bitcoin.backend !== 'devchain' && cfg.bitcoin.url == null) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['bitcoin', 'url'],
+      message: `is required when bitcoin.backend is ${cfg.bitcoin.backend}`,
+    })
+  }
+  if (cfg.bitcoin.cookieFile != null && cfg.bitcoin.backend !== 'core') {
+    ctx.addIssue({ code: 'custom', path: ['bitcoin', 'cookieFile'], message: 'only applies to backend core' })
+  }
+  if ((cfg.network === 'mainnet') !== (chain === 'mainnet')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['bitcoin', 'network'],
+      message: `a ${cfg.network} market cannot pay on bitcoin ${chain}`,
+    })
+  }
+}).transform((cfg) => {
+  // The effective config has every derived default filled in, so consumers never re-derive them.
+  const { $schema: _ignored, ...rest } = cfg
+  const replicate =
+    rest.market.replicate !== 'auto'
+      ? rest.market.replicate
+      : rest.roles.provider && !rest.roles.relay
+        ? 'own'
+        : 'all'
+  return {
+    ...rest,
+    bitcoin: { ...rest.bitcoin, network: rest.bitcoin.network ?? defaultBitcoinNetwork(rest.network) },
+    market: { replicate },
+  }
+})
+
+/** What a config file (or any layer) may contain. */
+export type ConfigInput = z.input<typeof ConfigSchema>
+/** The effective, fully defaulted configuration the daemon runs with. */
+export type Config = z.output<typeof ConfigSchema>
+
+/** JSON Schema of the config file (for editors and docs). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(ConfigObjectSchema, { io: 'input', unrepresentable: 'any' }) as Record<
+    string,
+    unknown
+  >
+}
