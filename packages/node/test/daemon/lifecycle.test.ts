@@ -72,9 +72,22 @@ test('rpib daemon serves, refuses a second daemon, and on SIGTERM exits 0 prompt
       assert.equal((await stat(join(home, 'api-token'))).mode & 0o777, 0o600)
       assert.equal((await stat(join(home, 'daemon.json'))).mode & 0o777, 0o600)
 
-      const status = await runCli(['--home', home, '--json', 'status'])
-      assert.equal(status.code, 0, status.stderr)
-      const node = JSON.parse(status.stdout) as { pid: number; network: string; peerId: string }
+      // daemon.json is written as soon as the API listens; the services may still be starting
+      const node = await waitFor(
+        async () => {
+          const status = await runCli(['--home', home, '--json', 'status'])
+          assert.equal(status.code, 0, status.stderr)
+          const n = JSON.parse(status.stdout) as {
+            pid: number
+            network: string
+            peerId: string
+            services: { state: string }[]
+          }
+          return n.services.every((s) => s.state === 'running') ? n : undefined
+        },
+        20_000,
+        'the services to be running',
+      )
       assert.equal(node.pid, daemon.child.pid)
       assert.equal(node.network, 'sandbox-lifecycle')
       assert.equal(node.peerId, state.peerId)
