@@ -208,8 +208,12 @@ export function createSshServer(options: SshServerOptions): SshServer {
   }
 
   /** Disconnects after this tick's (corked) writes went out, so a last notice reaches the client. */
+  /**
+   * Ends a connection shortly after its last notice was written: ending it at once (even on the next
+   * tick) let the disconnect overtake the notice under load, and the renter never saw why.
+   */
   function endAfterFlush(state: ConnectionState): void {
-    setImmediate(() => state.client.end())
+    setTimeout(() => state.client.end(), 250).unref()
   }
 
   function leaseEndsAt(state: ConnectionState): number {
@@ -283,7 +287,14 @@ export function createSshServer(options: SshServerOptions): SshServer {
       })
       const address = server.address()
       listeningPort = typeof address === 'object' && address != null ? address.port : 0
-      ticker = setInterval(() => void checkExpiry(), options.expiryCheckIntervalMs ?? 5_000)
+      let checking = false // a slow lookup must not let two checks warn or disconnect twice
+      ticker = setInterval(() => {
+        if (checking) return
+        checking = true
+        checkExpiry()
+          .catch((err: unknown) => log('expiry check failed: %s', err instanceof Error ? err.message : err))
+          .finally(() => (checking = false))
+      }, options.expiryCheckIntervalMs ?? 5_000)
       ticker.unref()
       log('listening on %s:%d, host key %s', options.host ?? '127.0.0.1', listeningPort, hostKey.fingerprint)
     },
