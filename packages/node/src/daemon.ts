@@ -9,6 +9,7 @@ import { ensurePrivateDir } from './config/paths.js'
 import { createJsonLogger, type EventLogger } from './daemon/json-log.js'
 import { acquireDaemonLock, type DaemonLock } from './daemon/lock.js'
 import { createMarketService } from './daemon/market-service.js'
+import { createRelayService } from './daemon/relay-service.js'
 import type { ComposeServices, DaemonService, ServiceContext, ServiceState } from './daemon/service.js'
 import { removeDaemonState, writeDaemonState } from './daemon/state-file.js'
 import { RpibError } from './errors.js'
@@ -23,10 +24,11 @@ const VERSION = (
  * The composition root's wiring: which services run for this config, built with their dependencies,
  * started in this order and stopped in reverse. Every role runs the market (libp2p + OrbitDB + presence).
  * Next to plug in, each as a `DaemonService` built from `ctx` and the services before it: payments (chain
- * backend from `config.bitcoin`, invoices), rentals (negotiation over the market's libp2p node), the
- * provider runtime when `roles.provider`, the relay when `roles.relay`.
+ * backend from `config.bitcoin`, invoices), rentals (negotiation over the market's libp2p node) and the
+ * provider runtime when `roles.provider`. The relay role adds the circuit-relay-v2 server to the market's
+ * libp2p node and runs the SSH jump server and HTTP ingress (relay-service.ts).
  */
-export const composeServices: ComposeServices = (ctx) => {
+export const composeServices: ComposeServices = async (ctx) => {
   // Refuse a role this build cannot run rather than pretend: say what to run meanwhile.
   if (ctx.config.roles.provider) {
     throw new RpibError(
@@ -34,13 +36,10 @@ export const composeServices: ComposeServices = (ctx) => {
       'the provider role is not wired into the daemon yet; run `rpib device` and `rpib tunnel` for now',
     )
   }
-  if (ctx.config.roles.relay) {
-    throw new RpibError(
-      'ERR_ROLE_NOT_WIRED',
-      'the relay role is not wired into the daemon yet; run `rpib relay` for now',
-    )
-  }
-  return [createMarketService(ctx)]
+  if (!ctx.config.roles.relay) return [createMarketService(ctx)]
+  const { relayLimits } = await import('./relay/limits.js')
+  const { rpibCircuitRelayServer } = await import('./relay/circuit.js')
+  return [createMarketService(ctx, { relay: rpibCircuitRelayServer(relayLimits()) }), createRelayService(ctx)]
 }
 
 export interface DaemonOptions {

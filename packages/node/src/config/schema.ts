@@ -69,6 +69,17 @@ export const MarketConfigSchema = z
   })
   .prefault({})
 
+export const RelayConfigSchema = z
+  .strictObject({
+    /** where the relay's SSH jump server and HTTP ingress listen (a public relay: 0.0.0.0) */
+    listenHost: z.string().min(1).default('0.0.0.0'),
+    /** SSH jump server port (renters: `ssh -J jump@host:port …`); 0 picks a free port */
+    sshPort: z.number().int().min(0).max(65535).default(2222),
+    /** HTTP ingress port for renters' websites; null turns ingress off */
+    httpPort: z.number().int().min(0).max(65535).nullable().default(8080),
+  })
+  .prefault({})
+
 export const LogConfigSchema = z
   .strictObject({
     /** structured JSON lines on stdout at or above this level */
@@ -88,6 +99,7 @@ const ConfigObjectSchema = z.strictObject({
   bitcoin: BitcoinConfigSchema,
   presence: PresenceConfigSchema,
   market: MarketConfigSchema,
+  relay: RelayConfigSchema,
   log: LogConfigSchema,
 })
 

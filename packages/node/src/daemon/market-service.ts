@@ -38,7 +38,11 @@ export const networkRoute = defineRoute({
  * The market participant (libp2p + Helia + OrbitDB listings store + presence) as a daemon service, run by
  * every role. Listing changes are published as `listing.updated` events.
  */
-export function createMarketService(ctx: ServiceContext): DaemonService {
+export function createMarketService(
+  ctx: ServiceContext,
+  /** libp2p services a role adds (the relay role's circuit-relay-v2 server) */
+  extraServices?: Record<string, unknown>,
+): DaemonService {
   let node: MarketNode | undefined
   let unwatch: (() => void) | undefined
   const running = (): MarketNode => {
@@ -55,6 +59,7 @@ export function createMarketService(ctx: ServiceContext): DaemonService {
         privateKey: ctx.identity.privateKey,
         p2p: ctx.config.p2p,
         market: { presenceIntervalMs: ctx.config.presence.intervalSeconds * 1000 },
+        ...(extraServices != null ? { extraServices } : {}),
       })
       if (signal.aborted) {
         await started.stop()

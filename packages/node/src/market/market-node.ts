@@ -29,6 +29,8 @@ export interface MarketNodeOptions {
   p2p?: P2pConfigInput
   market?: MarketConfigInput
   log?: Logger
+  /** libp2p services a role adds (the relay role's circuit-relay-v2 server) */
+  extraServices?: Record<string, unknown>
 }
 
 /** What a provider supplies to publish a listing; version and status are set by the node. */
@@ -102,6 +104,7 @@ export async function createMarketNode(options: MarketNodeOptions): Promise<Mark
       // two copies of interface-datastore in the tree have identical runtime shapes
       datastore: datastore as unknown as Parameters<typeof createP2pNode>[0]['datastore'],
       scoredTopics: [presenceTopic(networkId)],
+      ...(options.extraServices != null ? { extraServices: options.extraServices } : {}),
     })
     helia = await createHeliaNode({
       libp2p,

@@ -33,6 +33,8 @@ export interface CreateP2pNodeOptions {
   scoredTopics?: string[]
   /** start listening and dialling at once (default true) */
   start?: boolean
+  /** services a role adds to the node, e.g. the relay's circuit-relay-v2 server under `relay` */
+  extraServices?: Record<string, unknown>
 }
 
 /** Scoring for topics whose messages we validate: a rejected message costs the sender dearly. */
@@ -108,6 +110,7 @@ export async function createP2pNode(options: CreateP2pNodeOptions): Promise<P2pN
     services.autonat = autoNAT({ protocolPrefix: `rpib-${networkId}` })
   }
   if (config.dcutr) services.dcutr = (await import('@libp2p/dcutr')).dcutr()
+  Object.assign(services, options.extraServices)
 
   const node = await createLibp2p({
     privateKey: options.privateKey,

@@ -1,6 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { chmod, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { execFile } from 'node:child_process'
 import { createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -209,11 +210,11 @@ test('start-up failures are one clear line, exit 1, and leave no lock behind', a
     } finally {
       await new Promise((resolve) => blocker.close(resolve))
     }
-    const relay = await runCli(['--home', home, 'daemon', ...LOOPBACK, '--relay'], NO_MDNS)
-    assert.equal(relay.code, 1)
+    const provider = await runCli(['--home', home, 'daemon', ...LOOPBACK, '--provider'], NO_MDNS)
+    assert.equal(provider.code, 1)
     assert.match(
-      relay.stderr,
-      /^rpib: the relay role is not wired into the daemon yet; run `rpib relay` for now\n$/,
+      provider.stderr,
+      /^rpib: the provider role is not wired into the daemon yet; run `rpib device`/,
     )
     assert.equal(await exists(join(home, 'daemon.lock')), false)
     const badConfig = await runCli(['--home', home, 'daemon', '--api-port', 'http'])
@@ -251,5 +252,49 @@ test('rpib status explains that no daemon runs, also when daemon.json is stale',
       stale.stderr,
       /^rpib: no daemon running for .* \(pid \d+ in daemon\.json is gone\); start one with `rpib daemon`\n$/,
     )
+  })
+})
+
+test('rpib daemon --relay runs the SSH jump server and HTTP ingress, shown at /api/relay', async () => {
+  await withHome(async (home) => {
+    const config = join(home, 'relay.json')
+    await writeFile(config, JSON.stringify({ relay: { listenHost: '127.0.0.1', sshPort: 0, httpPort: 0 } }))
+    const daemon = spawnRpib(
+      ['--home', home, 'daemon', ...LOOPBACK, '--relay', '--config', config, '--network', 'sandbox-relay'],
+      NO_MDNS,
+    )
+    try {
+      const state = await waitForState(home, daemon)
+      const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
+      const relay = await waitFor(
+        async () => {
+          const res = await fetch(`${state.apiUrl}/api/relay`, {
+            headers: { authorization: `Bearer ${token}` },
+          })
+          return res.ok
+            ? ((await res.json()) as { ssh: { port: number; hostPublicKey: string }; http: { port: number } })
+            : undefined
+        },
+        20_000,
+        'the relay service',
+      )
+      // the jump server answers SSH with the host key the API reports
+      const scan = await new Promise<string>((resolve, reject) =>
+        execFile('ssh-keyscan', ['-t', 'ed25519', '-p', String(relay.ssh.port), '127.0.0.1'], (err, out) =>
+          err != null ? reject(err) : resolve(out),
+        ),
+      )
+      assert.ok(scan.includes(relay.ssh.hostPublicKey.split(' ')[1]!), scan)
+      // HTTP ingress: a host that names no tunnel is refused, clearly
+      const page = await fetch(`http://127.0.0.1:${relay.http.port}/`)
+      assert.equal(page.status, 400)
+      daemon.child.kill('SIGTERM')
+      assert.deepEqual(await within(daemon.exited, 10_000, 'the relay daemon to stop'), {
+        code: 0,
+        signal: null,
+      })
+    } finally {
+      if (daemon.child.exitCode == null) daemon.child.kill('SIGKILL')
+    }
   })
 })
