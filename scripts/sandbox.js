@@ -132,18 +132,24 @@ try {
     chainUrl,
     ...extra,
   ]
-  start('renter daemon', renterHome, daemonArgs([]))
-  const renter = await waitFor('the renter daemon', async () => daemonState(renterHome))
-  const network_ = JSON.parse(rpib(renterHome, ['--json', 'status']))
-  const bootstrap = (network_.addresses ?? []).find((a) => a.startsWith('/ip4/127.0.0.1')) ?? ''
-  start('owner daemon', ownerHome, daemonArgs(bootstrap ? ['--bootstrap', bootstrap] : []))
-  const owner = await waitFor('the owner daemon', async () => daemonState(ownerHome))
-
+  // the wallet exists before the daemon starts, so the daemon's payments service opens it
   rpib(renterHome, ['wallet', 'create', '--network', 'regtest', '--esplora-url', chainUrl])
   const address = JSON.parse(
     rpib(renterHome, ['--json', 'wallet', 'address', '--esplora-url', chainUrl]),
   ).address
   rpib(renterHome, ['devchain', 'faucet', address, '1000000', '--mine', '--url', chainUrl])
+  start('renter daemon', renterHome, daemonArgs([]))
+  const renter = await waitFor('the renter daemon', async () => daemonState(renterHome))
+  const token = readFileSync(join(renterHome, 'api-token'), 'utf8').trim()
+  const api = (path) => fetch(`${renter.apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` } })
+  // the owner's daemon finds the market through the renter's node (no mDNS or DHT needed on loopback)
+  const p2p = await waitFor('the renter market node', async () => {
+    const res = await api('/api/network')
+    return res.ok ? await res.json() : undefined
+  })
+  const bootstrap = p2p.addresses.find((a) => a.startsWith('/ip4/127.0.0.1'))
+  start('owner daemon', ownerHome, daemonArgs(bootstrap ? ['--bootstrap', bootstrap] : []))
+  const owner = await waitFor('the owner daemon', async () => daemonState(ownerHome))
 
   const r = (cmd) => `npm run rpib -- --home ${renterHome} ${cmd}`
   process.stdout.write(`
@@ -158,6 +164,7 @@ Try, in another terminal:
   ${r('status')}
   ${r(`wallet balance --esplora-url ${chainUrl}`)}
   ${r('events')}
+  curl -s -H "authorization: Bearer ${token}" ${renter.apiUrl}/api/wallet
   npm run rpib -- device probe
   npm run rpib -- --home ${ownerHome} status
 

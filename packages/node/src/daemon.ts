@@ -9,6 +9,7 @@ import { ensurePrivateDir } from './config/paths.js'
 import { createJsonLogger, type EventLogger } from './daemon/json-log.js'
 import { acquireDaemonLock, type DaemonLock } from './daemon/lock.js'
 import { createMarketService } from './daemon/market-service.js'
+import { createPaymentsService } from './daemon/payments-service.js'
 import { createRelayService } from './daemon/relay-service.js'
 import type { ComposeServices, DaemonService, ServiceContext, ServiceState } from './daemon/service.js'
 import { removeDaemonState, writeDaemonState } from './daemon/state-file.js'
@@ -23,8 +24,8 @@ const VERSION = (
 /**
  * The composition root's wiring: which services run for this config, built with their dependencies,
  * started in this order and stopped in reverse. Every role runs the market (libp2p + OrbitDB + presence).
- * Next to plug in, each as a `DaemonService` built from `ctx` and the services before it: payments (chain
- * backend from `config.bitcoin`, invoices), rentals (negotiation over the market's libp2p node) and the
+ * Payments (chain backend from `config.bitcoin`, the wallet, invoices) run for every role. Next to plug
+ * in, each as a `DaemonService` built from `ctx` and the services before it: rentals (negotiation over the market's libp2p node) and the
  * provider runtime when `roles.provider`. The relay role adds the circuit-relay-v2 server to the market's
  * libp2p node and runs the SSH jump server and HTTP ingress (relay-service.ts).
  */
@@ -36,10 +37,14 @@ export const composeServices: ComposeServices = async (ctx) => {
       'the provider role is not wired into the daemon yet; run `rpib device` and `rpib tunnel` for now',
     )
   }
-  if (!ctx.config.roles.relay) return [createMarketService(ctx)]
+  if (!ctx.config.roles.relay) return [createMarketService(ctx), createPaymentsService(ctx)]
   const { relayLimits } = await import('./relay/limits.js')
   const { rpibCircuitRelayServer } = await import('./relay/circuit.js')
-  return [createMarketService(ctx, { relay: rpibCircuitRelayServer(relayLimits()) }), createRelayService(ctx)]
+  return [
+    createMarketService(ctx, { relay: rpibCircuitRelayServer(relayLimits()) }),
+    createPaymentsService(ctx),
+    createRelayService(ctx),
+  ]
 }
 
 export interface DaemonOptions {

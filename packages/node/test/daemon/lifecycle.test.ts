@@ -84,7 +84,7 @@ test('rpib daemon serves, refuses a second daemon, and on SIGTERM exits 0 prompt
             peerId: string
             services: { state: string }[]
           }
-          return n.services.every((s) => s.state === 'running') ? n : undefined
+          return n.services.length === 2 && n.services.every((s) => s.state === 'running') ? n : undefined
         },
         20_000,
         'the services to be running',
@@ -94,7 +94,15 @@ test('rpib daemon serves, refuses a second daemon, and on SIGTERM exits 0 prompt
       assert.equal(node.peerId, state.peerId)
       assert.deepEqual((node as unknown as { services: unknown[] }).services, [
         { name: 'market', state: 'running' },
+        { name: 'payments', state: 'running' },
       ])
+      // no wallet in this home: the payments service says how to make one
+      const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
+      const wallet = await fetch(`${state.apiUrl}/api/wallet`, {
+        headers: { authorization: `Bearer ${token}` },
+      })
+      assert.equal(wallet.status, 404)
+      assert.match(((await wallet.json()) as { detail: string }).detail, /rpib wallet create/)
       const human = await runCli(['--home', home, 'status'])
       assert.match(human.stdout, /^daemon +running \(pid \d+, up \d+[hms]/)
 
