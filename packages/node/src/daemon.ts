@@ -23,28 +23,27 @@ const VERSION = (
 
 /**
  * The composition root's wiring: which services run for this config, built with their dependencies,
- * started in this order and stopped in reverse. Every role runs the market (libp2p + OrbitDB + presence).
- * Payments (chain backend from `config.bitcoin`, the wallet, invoices) run for every role. Next to plug
- * in, each as a `DaemonService` built from `ctx` and the services before it: rentals (negotiation over the market's libp2p node) and the
- * provider runtime when `roles.provider`. The relay role adds the circuit-relay-v2 server to the market's
- * libp2p node and runs the SSH jump server and HTTP ingress (relay-service.ts).
+ * started in this order and stopped in reverse. Every role runs the market (libp2p + OrbitDB + presence)
+ * and payments (chain backend from `config.bitcoin`, wallet, invoices). The provider role adds the
+ * provider runtime and rentals on top of both; the relay role adds the circuit-relay-v2 server to the
+ * market's libp2p node and runs the SSH jump server and HTTP ingress. Roles are imported only when enabled.
  */
 export const composeServices: ComposeServices = async (ctx) => {
-  // Refuse a role this build cannot run rather than pretend: say what to run meanwhile.
-  if (ctx.config.roles.provider) {
-    throw new RpibError(
-      'ERR_ROLE_NOT_WIRED',
-      'the provider role is not wired into the daemon yet; run `rpib device` and `rpib tunnel` for now',
-    )
+  let extraServices: Record<string, unknown> | undefined
+  if (ctx.config.roles.relay) {
+    const { relayLimits } = await import('./relay/limits.js')
+    const { rpibCircuitRelayServer } = await import('./relay/circuit.js')
+    extraServices = { relay: rpibCircuitRelayServer(relayLimits()) }
   }
-  if (!ctx.config.roles.relay) return [createMarketService(ctx), createPaymentsService(ctx)]
-  const { relayLimits } = await import('./relay/limits.js')
-  const { rpibCircuitRelayServer } = await import('./relay/circuit.js')
-  return [
-    createMarketService(ctx, { relay: rpibCircuitRelayServer(relayLimits()) }),
-    createPaymentsService(ctx),
-    createRelayService(ctx),
-  ]
+  const market = createMarketService(ctx, extraServices)
+  const payments = createPaymentsService(ctx)
+  const services: DaemonService[] = [market, payments]
+  if (ctx.config.roles.provider) {
+    const { createProviderService } = await import('./daemon/provider-service.js')
+    services.push(createProviderService(ctx, { market: market.node, invoices: payments.invoices }))
+  }
+  if (ctx.config.roles.relay) services.push(createRelayService(ctx))
+  return services
 }
 
 export interface DaemonOptions {

@@ -80,6 +80,42 @@ export const RelayConfigSchema = z
   })
   .prefault({})
 
+/** One device this provider rents out (the listing is signed and published by the daemon). */
+export const ProviderDeviceSchema = z.strictObject({
+  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/, 'device id must match [a-z0-9][a-z0-9-]{0,63}'),
+  name: z.string().min(1).max(64),
+  description: z.string().max(2000).default(''),
+  satsPerHour: z.number().int().min(1),
+  minHours: z.number().int().min(1).default(1),
+  maxHours: z.number().int().min(1).default(720),
+  /** concurrent leases */
+  slots: z.number().int().min(1).max(64).default(1),
+  /** local images to offer (must exist on this device; see scripts/build-base-image) */
+  images: z.array(z.string().min(1)).min(1).default(['rpib/base:bookworm']),
+  limits: z
+    .strictObject({
+      cpus: z.number().int().min(1).default(1000),
+      memoryMb: z.number().int().min(16).default(512),
+      diskMb: z.number().int().min(16).default(2048),
+      pidsLimit: z.number().int().min(16).default(256),
+    })
+    .prefault({}),
+})
+
+export const ProviderConfigSchema = z
+  .strictObject({
+    devices: z.array(ProviderDeviceSchema).max(16).default([]),
+    /** embedded SSH server port on 127.0.0.1 (renters arrive over libp2p or relays); 0 picks one */
+    sshPort: z.number().int().min(0).max(65535).default(0),
+    /** Docker network the lease containers sit on */
+    dockerNetwork: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).default('rpib-leases'),
+    /** seconds in an "hour" of lease time: 3600, or less on test networks so leases last seconds */
+    secondsPerHour: z.number().int().min(1).max(3600).default(3600),
+    /** invoices up to this amount count as paid once in the mempool (0-conf) */
+    zeroConfMaxSats: z.number().int().min(0).default(0),
+  })
+  .prefault({})
+
 export const LogConfigSchema = z
   .strictObject({
     /** structured JSON lines on stdout at or above this level */
@@ -100,6 +136,7 @@ const ConfigObjectSchema = z.strictObject({
   presence: PresenceConfigSchema,
   market: MarketConfigSchema,
   relay: RelayConfigSchema,
+  provider: ProviderConfigSchema,
   log: LogConfigSchema,
 })
 
@@ -124,6 +161,13 @@ export const ConfigSchema = ConfigObjectSchema.superRefine((cfg, ctx) => {
       code: 'custom',
       path: ['bitcoin', 'url'],
       message: `is required when bitcoin.backend is ${cfg.bitcoin.backend}`,
+    })
+  }
+  if (cfg.provider.secondsPerHour !== 3600 && (cfg.network === 'mainnet' || cfg.network === 'testnet')) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['provider', 'secondsPerHour'],
+      message: 'a fast lease clock is only for regtest and sandbox networks',
     })
   }
   if (cfg.bitcoin.cookieFile != null && cfg.bitcoin.backend !== 'core') {

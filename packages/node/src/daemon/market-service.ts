@@ -42,7 +42,7 @@ export function createMarketService(
   ctx: ServiceContext,
   /** libp2p services a role adds (the relay role's circuit-relay-v2 server) */
   extraServices?: Record<string, unknown>,
-): DaemonService {
+): DaemonService & { node(): MarketNode | undefined } {
   let node: MarketNode | undefined
   let unwatch: (() => void) | undefined
   const running = (): MarketNode => {
@@ -52,6 +52,7 @@ export function createMarketService(
   }
   return {
     name: 'market',
+    node: () => node,
     async start(signal) {
       const started = await createMarketNode({
         dataDir: ctx.home,

@@ -57,7 +57,9 @@ export const invoicesRoute = defineRoute({
  * (unlocked with $RPIB_WALLET_PASSPHRASE when given) and the invoice watcher, whose status changes are
  * published as `invoice.status` events. A node without a wallet runs without invoices and says so.
  */
-export function createPaymentsService(ctx: ServiceContext): DaemonService {
+export function createPaymentsService(
+  ctx: ServiceContext,
+): DaemonService & { invoices(): InvoiceService | undefined } {
   let backend: ChainBackend | undefined
   let wallet: Wallet | undefined
   let invoices: InvoiceService | undefined
@@ -74,6 +76,7 @@ export function createPaymentsService(ctx: ServiceContext): DaemonService {
   }
   return {
     name: 'payments',
+    invoices: () => invoices,
     async start() {
       const c = ctx.config.bitcoin
       backend = createBackend({
@@ -108,7 +111,10 @@ export function createPaymentsService(ctx: ServiceContext): DaemonService {
         store: createInvoiceFileStore(ctx.home),
         backend,
         wallet,
-        policy: { confirmationsRequired: c.confirmations, zeroConfMaxSats: 0 },
+        policy: {
+          confirmationsRequired: c.confirmations,
+          zeroConfMaxSats: ctx.config.provider.zeroConfMaxSats,
+        },
         logger: logger('rpib:invoices'),
       })
       invoices.on('status', ({ invoice, from, to }) =>

@@ -222,7 +222,7 @@ test('start-up failures are one clear line, exit 1, and leave no lock behind', a
     assert.equal(provider.code, 1)
     assert.match(
       provider.stderr,
-      /^rpib: the provider role is not wired into the daemon yet; run `rpib device`/,
+      /^rpib: the provider role needs a wallet for its invoices: run `rpib --home /,
     )
     assert.equal(await exists(join(home, 'daemon.lock')), false)
     const badConfig = await runCli(['--home', home, 'daemon', '--api-port', 'http'])
