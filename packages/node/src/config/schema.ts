@@ -108,7 +108,10 @@ export const ProviderConfigSchema = z
     /** embedded SSH server port on 127.0.0.1 (renters arrive over libp2p or relays); 0 picks one */
     sshPort: z.number().int().min(0).max(65535).default(0),
     /** Docker network the lease containers sit on */
-    dockerNetwork: z.string().regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/).default('rpib-leases'),
+    dockerNetwork: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_.-]{0,62}$/)
+      .default('rpib-leases'),
     /** seconds in an "hour" of lease time: 3600, or less on test networks so leases last seconds */
     secondsPerHour: z.number().int().min(1).max(3600).default(3600),
     /** invoices up to this amount count as paid once in the mempool (0-conf) */
