@@ -153,17 +153,7 @@ export function createProviderService(ctx: ServiceContext, deps: ProviderService
         bitcoinNetwork: ctx.config.bitcoin.network,
         secondsPerHour: c.secondsPerHour,
         onOffer: (o) => leases.track(o),
-        status: (offerId) => {
-          const r = leases.get(offerId)
-          if (r === undefined) return undefined
-          return {
-            renter: r.request.signer,
-            status: r.state.status,
-            paidSats: r.state.paidSats,
-            ...(r.lease ? { lease: r.lease } : {}),
-            ...(r.end ? { end: r.end } : {}),
-          }
-        },
+        status: (offerId) => leases.rentalStatus(offerId),
         logger: log,
       })
       await negotiator.start(market.libp2p)

@@ -20,7 +20,7 @@ import { logger as makeLogger, type Logger } from '../log.js'
 import type { InvoiceEvents, InvoiceService } from '../payments/invoice-service.js'
 import type { InvoiceRecord } from '../payments/invoice-store.js'
 import type { LeaseAccess } from '../ssh/access.js'
-import type { ProviderOffer } from './negotiation.js'
+import type { ProviderOffer, RentalStatus } from './negotiation.js'
 import type { ProviderRental, RentalStore } from './rental-store.js'
 import { errorText } from './wire.js'
 
@@ -60,6 +60,8 @@ export interface LeaseManager {
   lookup(user: string): LeaseAccess | undefined
   get(offerId: string): ProviderRental | undefined
   list(): ProviderRental[]
+  /** What the negotiator tells a renter who asks where its rental stands. */
+  rentalStatus(offerId: string): RentalStatus | undefined
 }
 
 const OCCUPYING = new Set(['paid', 'provisioning', 'active'])
@@ -303,5 +305,16 @@ export function createLeaseManager(opts: LeaseManagerOptions): LeaseManager {
     },
     get: (offerId) => rentals.get(offerId),
     list: () => [...rentals.values()],
+    rentalStatus(offerId) {
+      const r = rentals.get(offerId)
+      if (r === undefined) return undefined
+      return {
+        renter: r.request.signer,
+        status: r.state.status,
+        paidSats: r.state.paidSats,
+        ...(r.lease ? { lease: r.lease } : {}),
+        ...(r.end ? { end: r.end } : {}),
+      }
+    },
   }
 }

@@ -132,17 +132,7 @@ describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH
       bitcoinNetwork: 'regtest',
       secondsPerHour: HOUR,
       onOffer: (o) => manager.track(o),
-      status: (offerId) => {
-        const r = manager.get(offerId)
-        if (r === undefined) return undefined
-        return {
-          renter: r.request.signer,
-          status: r.state.status,
-          paidSats: r.state.paidSats,
-          ...(r.lease ? { lease: r.lease } : {}),
-          ...(r.end ? { end: r.end } : {}),
-        }
-      },
+      status: (offerId) => manager.rentalStatus(offerId),
     })
     await negotiator.start(provider)
     renterSsh = await makeRenterKey(dir)
