@@ -11,6 +11,7 @@ import { acquireDaemonLock, type DaemonLock } from './daemon/lock.js'
 import { createMarketService } from './daemon/market-service.js'
 import { createPaymentsService } from './daemon/payments-service.js'
 import { createRelayService } from './daemon/relay-service.js'
+import { createRenterService } from './daemon/renter-service.js'
 import type { ComposeServices, DaemonService, ServiceContext, ServiceState } from './daemon/service.js'
 import { removeDaemonState, writeDaemonState } from './daemon/state-file.js'
 import { RpibError } from './errors.js'
@@ -24,7 +25,7 @@ const VERSION = (
 /**
  * The composition root's wiring: which services run for this config, built with their dependencies,
  * started in this order and stopped in reverse. Every role runs the market (libp2p + OrbitDB + presence)
- * and payments (chain backend from `config.bitcoin`, wallet, invoices). The provider role adds the
+ * payments (chain backend from `config.bitcoin`, wallet, invoices) and the renter's rentals. The provider role adds the
  * provider runtime and rentals on top of both; the relay role adds the circuit-relay-v2 server to the
  * market's libp2p node and runs the SSH jump server and HTTP ingress. Roles are imported only when enabled.
  */
@@ -37,7 +38,11 @@ export const composeServices: ComposeServices = async (ctx) => {
   }
   const market = createMarketService(ctx, extraServices)
   const payments = createPaymentsService(ctx)
-  const services: DaemonService[] = [market, payments]
+  const services: DaemonService[] = [
+    market,
+    payments,
+    createRenterService(ctx, { market: market.node, wallet: payments.wallet }),
+  ]
   if (ctx.config.roles.provider) {
     const { createProviderService } = await import('./daemon/provider-service.js')
     services.push(createProviderService(ctx, { market: market.node, invoices: payments.invoices }))

@@ -25,6 +25,7 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
     load: async () => (await import('./relay.js')).registerRelay,
   },
   { commands: ['market'], load: async () => (await import('./market.js')).registerMarket },
+  { commands: ['rent', 'leases'], load: async () => (await import('./rent.js')).registerRent },
 ]
 
 /** The top-level command named on the command line, if any (skipping global options). */

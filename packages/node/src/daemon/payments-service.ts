@@ -59,7 +59,7 @@ export const invoicesRoute = defineRoute({
  */
 export function createPaymentsService(
   ctx: ServiceContext,
-): DaemonService & { invoices(): InvoiceService | undefined } {
+): DaemonService & { invoices(): InvoiceService | undefined; wallet(): Wallet | undefined } {
   let backend: ChainBackend | undefined
   let wallet: Wallet | undefined
   let invoices: InvoiceService | undefined
@@ -77,6 +77,7 @@ export function createPaymentsService(
   return {
     name: 'payments',
     invoices: () => invoices,
+    wallet: () => wallet,
     async start() {
       const c = ctx.config.bitcoin
       backend = createBackend({
