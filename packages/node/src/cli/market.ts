@@ -4,6 +4,9 @@ import { loadConfig } from '../config/config.js'
 import { ensurePrivateDir } from '../config/paths.js'
 import { RpibError, UsageError } from '../errors.js'
 import { createMarketNode, type MarketNode } from '../market/market-node.js'
+import type { Listing } from '../market/records.js'
+import { marketListingsRoute } from '../daemon/market-service.js'
+import { connectToDaemon } from './client.js'
 import { SORT_FIELDS, type MarketEntry, type MarketQuery } from '../market/market-index.js'
 import { parseNetworkId } from '../p2p/network-id.js'
 import { emit, globalOptions } from './output.js'
@@ -25,10 +28,38 @@ function intOption(value: string | undefined, flag: string): number | undefined 
   return parsed.data
 }
 
+/** A market entry as printed (and as the daemon's API returns it; the daemon verified the listing). */
+interface EntryView {
+  key: string
+  provider: string
+  deviceId: string
+  online: boolean
+  lastSeenAt: number | null
+  reputation: number | null
+  listing: Listing
+}
+type IndexAnswer = { networkId: string; total: number; entries: EntryView[] }
+
 /**
- * There is no daemon to ask yet, so `market list|show` starts a short-lived node on the local
- * replica, syncs with the network for `--wait` seconds and answers from the local index.
+ * When a daemon runs for this home, `market list|show` asks its index (it holds the replica and hears
+ * presence all the time); otherwise it starts a short-lived node on the local replica, syncs with the
+ * network for `--wait` seconds and answers from that.
  */
+async function askDaemon(
+  cmd: Command,
+  query: Record<string, string | number | undefined>,
+): Promise<IndexAnswer | undefined> {
+  let connected
+  try {
+    connected = await connectToDaemon(globalOptions(cmd).home)
+  } catch (err) {
+    if (err instanceof RpibError && err.code === 'ERR_NO_DAEMON') return undefined
+    throw err
+  }
+  const q = Object.fromEntries(Object.entries(query).filter(([, v]) => v !== undefined))
+  return (await connected.client.call(marketListingsRoute, { query: q as never })) as IndexAnswer
+}
+
 async function withMarket<T>(cmd: Command, opts: SyncOptions, body: (node: MarketNode) => T): Promise<T> {
   const { home } = globalOptions(cmd)
   const wait = WaitSchema.safeParse(opts.wait)
@@ -76,7 +107,7 @@ function syncOptions(command: Command): Command {
     .option('--wait <seconds>', 'how long to sync with the network before answering', '5')
 }
 
-function row(entry: MarketEntry): string[] {
+function row(entry: EntryView): string[] {
   const body = entry.listing.body
   return [
     entry.key.length > 40 ? `…${entry.key.slice(-39)}` : entry.key,
@@ -91,7 +122,7 @@ function row(entry: MarketEntry): string[] {
   ]
 }
 
-function table(entries: MarketEntry[]): string {
+function table(entries: EntryView[]): string {
   const header = ['LISTING', 'ARCH', 'CORES', 'CPU', 'MEM MB', 'DISK MB', 'SATS/H', 'ONLINE', 'REP']
   const rows = [header, ...entries.map(row)]
   const widths = header.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)))
@@ -105,7 +136,7 @@ function table(entries: MarketEntry[]): string {
     .join('\n')
 }
 
-function serialise(entry: MarketEntry): Record<string, unknown> {
+function serialise(entry: MarketEntry): EntryView {
   return {
     key: entry.key,
     provider: entry.provider,
@@ -152,17 +183,17 @@ export function registerMarket(program: Command): void {
         order: opts.order as MarketQuery['order'],
         limit: intOption(opts.limit as string | undefined, '--limit'),
       }
-      const result = await withMarket(cmd, opts, (node) => ({
-        networkId: node.networkId,
-        ...node.query(query),
-      }))
-      emit(
-        cmd,
-        { networkId: result.networkId, total: result.total, entries: result.entries.map(serialise) },
-        () =>
-          result.entries.length === 0
-            ? `no listings on ${result.networkId} match (synced for ${opts.wait} s; try --wait or --bootstrap)`
-            : `${table(result.entries)}\n(${result.entries.length} of ${result.total} on ${result.networkId})`,
+      const fromDaemon = await askDaemon(cmd, { ...query, presence: opts.online === true ? 'online' : 'any' })
+      const result =
+        fromDaemon ??
+        (await withMarket(cmd, opts, (node) => {
+          const r = node.query(query)
+          return { networkId: node.networkId, total: r.total, entries: r.entries.map(serialise) }
+        }))
+      emit(cmd, result, () =>
+        result.entries.length === 0
+          ? `no listings on ${result.networkId} match${fromDaemon != null ? '' : ` (synced for ${opts.wait} s; try --wait or --bootstrap)`}`
+          : `${table(result.entries)}\n(${result.entries.length} of ${result.total} on ${result.networkId})`,
       )
     })
 
@@ -173,7 +204,14 @@ export function registerMarket(program: Command): void {
       if (!/^[1-9A-HJ-NP-Za-km-z]{40,128}\/[a-z0-9][a-z0-9-]{0,63}$/.test(key)) {
         throw new UsageError(`"${key}" is not a listing key (<providerPeerId>/<deviceId>)`)
       }
-      const entry = await withMarket(cmd, opts, (node) => node.show(key))
+      const fromDaemon = await askDaemon(cmd, { key })
+      const entry =
+        fromDaemon != null
+          ? fromDaemon.entries[0]
+          : await withMarket(cmd, opts, (node) => {
+              const e = node.show(key)
+              return e == null ? undefined : serialise(e)
+            })
       if (entry == null) {
         throw new RpibError(
           'ERR_LISTING_NOT_FOUND',
@@ -181,7 +219,7 @@ export function registerMarket(program: Command): void {
         )
       }
       const body = entry.listing.body
-      emit(cmd, serialise(entry), () =>
+      emit(cmd, entry, () =>
         [
           `${body.name}  (${entry.key})`,
           body.description,

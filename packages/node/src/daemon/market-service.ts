@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { defineRoute } from '../api/contract.js'
 import { ApiError } from '../api/problem.js'
+import type { MarketEntry } from '../market/market-index.js'
 import { createMarketNode, type MarketNode } from '../market/market-node.js'
 import type { DaemonService, ServiceContext } from './service.js'
 
@@ -32,6 +33,45 @@ export const networkRoute = defineRoute({
   auth: 'token',
   summary: 'The p2p side of this node: listen addresses, connections, listings replica and presence counters',
   response: NetworkInfoSchema,
+})
+
+const MarketEntryViewSchema = z.object({
+  key: z.string(),
+  provider: z.string(),
+  deviceId: z.string(),
+  online: z.boolean(),
+  lastSeenAt: z.number().nullable(),
+  reputation: z.number().nullable(),
+  listing: z.unknown().describe('the signed Listing record'),
+})
+const int = z.coerce.number().int().min(0)
+
+export const marketListingsRoute = defineRoute({
+  id: 'listMarket',
+  method: 'GET',
+  path: '/api/market/listings',
+  tag: 'market',
+  auth: 'token',
+  summary: 'Query the local market index (listings joined with presence and reputation)',
+  query: z.strictObject({
+    arch: z.string().max(16).optional(),
+    minCpuCores: int.optional(),
+    minCpuScore: int.optional(),
+    minMemoryMb: int.optional(),
+    minDiskMb: int.optional(),
+    maxSatsPerHour: int.optional(),
+    minReputation: z.coerce.number().optional(),
+    presence: z.enum(['online', 'offline', 'any']).default('online'),
+    sort: z.enum(['price', 'cpuScore', 'memory', 'disk', 'reputation', 'newest']).default('price'),
+    order: z.enum(['asc', 'desc']).optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).default(100),
+    key: z.string().max(200).optional(),
+  }),
+  response: z.object({
+    networkId: z.string(),
+    total: z.number().int(),
+    entries: z.array(MarketEntryViewSchema),
+  }),
 })
 
 /**
@@ -84,6 +124,29 @@ export function createMarketService(
       await stopping?.stop()
     },
     registerRoutes(router) {
+      router.route(marketListingsRoute, ({ query }) => {
+        const n = running()
+        const view = (e: MarketEntry) => ({
+          key: e.key,
+          provider: e.provider,
+          deviceId: e.deviceId,
+          online: e.online,
+          lastSeenAt: e.lastSeenAt ?? null,
+          reputation: e.reputation ?? null,
+          listing: e.listing,
+        })
+        if (query.key != null) {
+          const entry = n.show(query.key)
+          return {
+            networkId: n.networkId,
+            total: entry == null ? 0 : 1,
+            entries: entry == null ? [] : [view(entry)],
+          }
+        }
+        const { key: _key, ...q } = query
+        const result = n.query(q)
+        return { networkId: n.networkId, total: result.total, entries: result.entries.map(view) }
+      })
       router.route(networkRoute, () => {
         const n = running()
         const stats = n.stats()

@@ -126,6 +126,19 @@ test(
         'the listing to reach the renter',
       )
 
+      // with a daemon running, `rpib market list` asks its index (the replica is the daemon's)
+      const market = await runCli(['--home', renter, '--json', 'market', 'list'], ENV)
+      assert.equal(market.code, 0, market.stderr)
+      const listed = JSON.parse(market.stdout) as {
+        entries: { key: string; listing: { body: { satsPerHour: number } } }[]
+      }
+      assert.deepEqual(
+        listed.entries.map((e) => [e.key, e.listing.body.satsPerHour]),
+        [[listingKey, 3000]],
+      )
+      const show = await runCli(['--home', renter, 'market', 'show', listingKey], ENV)
+      assert.match(show.stdout, /^Kitchen Pi/)
+
       const key = await makeRenterKey(dir)
       const rent = await runCli(
         [
