@@ -3,7 +3,7 @@
 // State lives in .rpib/sandbox (wiped at every start). Run by the project's Node.js 24 (npm scripts).
 import { spawn, spawnSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, readFileSync, rmSync } from 'node:fs'
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
@@ -66,6 +66,26 @@ async function waitFor(what, check, timeoutMs = 60_000) {
   throw new Error(`timed out waiting for ${what}`)
 }
 
+const SANDBOX_DOCKER_NETWORK = 'rpib-sandbox'
+let dockerOk = false
+
+/** Removes the sandbox's lease containers, volumes, network and firewall rules. */
+async function removeSandboxContainers() {
+  try {
+    const { createDockerRuntime } = await import('../packages/node/dist/src/containers/index.js')
+    const runtime = createDockerRuntime({
+      networkName: SANDBOX_DOCKER_NETWORK,
+      stateDir: join(dir, 'owner', 'provider', 'volumes'),
+    })
+    await runtime.reconcile(Date.now(), [])
+    await runtime.removeNetwork()
+  } catch (err) {
+    console.error(
+      `sandbox: could not remove its lease containers: ${err instanceof Error ? err.message : err}`,
+    )
+  }
+}
+
 const daemonState = (home) => JSON.parse(readFileSync(join(home, 'daemon.json'), 'utf8'))
 
 let stopping = false
@@ -84,6 +104,7 @@ async function stop(code = 0) {
           }),
     ),
   )
+  if (dockerOk) await removeSandboxContainers()
   process.exit(code)
 }
 process.on('SIGINT', () => void stop(0))
@@ -93,7 +114,7 @@ try {
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   const docker = spawnSync('docker', ['info', '--format', '{{.ServerVersion}}'], { encoding: 'utf8' })
-  const dockerOk = docker.status === 0
+  dockerOk = docker.status === 0
   if (!dockerOk) {
     console.log(
       'Docker engine not reachable: devices cannot host leases here (apt-get install docker.io, then start dockerd).',
@@ -132,44 +153,81 @@ try {
     chainUrl,
     ...extra,
   ]
-  // the wallet exists before the daemon starts, so the daemon's payments service opens it
-  rpib(renterHome, ['wallet', 'create', '--network', 'regtest', '--esplora-url', chainUrl])
-  const address = JSON.parse(
-    rpib(renterHome, ['--json', 'wallet', 'address', '--esplora-url', chainUrl]),
-  ).address
+  // wallets exist before the daemons start, so their payments services open them
+  const wallet = (home) => {
+    rpib(home, ['wallet', 'create', '--network', 'regtest', '--esplora-url', chainUrl])
+    return JSON.parse(rpib(home, ['--json', 'wallet', 'address', '--esplora-url', chainUrl])).address
+  }
+  const address = wallet(renterHome)
+  wallet(ownerHome)
   rpib(renterHome, ['devchain', 'faucet', address, '1000000', '--mine', '--url', chainUrl])
-  start('renter daemon', renterHome, daemonArgs([]))
+
+  // leases on the sandbox run on a fast clock: an "hour" lasts a minute
+  const leaseClock = { secondsPerHour: 60, zeroConfMaxSats: 1_000_000, dockerNetwork: SANDBOX_DOCKER_NETWORK }
+  let ownerArgs = []
+  if (dockerOk) {
+    process.stdout.write('building the tiny busybox base image if needed…\n')
+    spawnSync(join(root, 'scripts/build-base-image'), ['--only', 'busybox'], {
+      stdio: 'ignore',
+      timeout: 120_000,
+    })
+    const images = ['rpib/base:bookworm', 'rpib/busybox:latest'].filter(
+      (i) => spawnSync('docker', ['image', 'inspect', i], { stdio: 'ignore' }).status === 0,
+    )
+    const device = { id: 'sandbox-pi', name: 'Sandbox Pi', satsPerHour: 1000, maxHours: 24, images }
+    writeFileSync(
+      join(ownerHome, 'config.json'),
+      JSON.stringify({ provider: { ...leaseClock, devices: [device] } }),
+    )
+    ownerArgs = ['--provider']
+  } else {
+    writeFileSync(join(ownerHome, 'config.json'), JSON.stringify({ provider: leaseClock }))
+  }
+  writeFileSync(join(renterHome, 'config.json'), JSON.stringify({ provider: leaseClock }))
+
+  start('owner daemon', ownerHome, daemonArgs(ownerArgs))
+  const owner = await waitFor('the owner daemon', async () => daemonState(ownerHome))
+  const ownerToken = readFileSync(join(ownerHome, 'api-token'), 'utf8').trim()
+  const ownerApi = (path) =>
+    fetch(`${owner.apiUrl}${path}`, { headers: { authorization: `Bearer ${ownerToken}` } })
+  // the renter finds the market through the owner's node (no mDNS or DHT needed on loopback)
+  const p2p = await waitFor(
+    'the owner market node',
+    async () => {
+      const res = await ownerApi(dockerOk ? '/api/provider/rentals' : '/api/network')
+      return res.ok ? await (await ownerApi('/api/network')).json() : undefined
+    },
+    120_000,
+  )
+  const bootstrap = p2p.addresses.find((a) => a.startsWith('/ip4/127.0.0.1'))
+  start('renter daemon', renterHome, daemonArgs(bootstrap ? ['--bootstrap', bootstrap] : []))
   const renter = await waitFor('the renter daemon', async () => daemonState(renterHome))
   const token = readFileSync(join(renterHome, 'api-token'), 'utf8').trim()
-  const api = (path) => fetch(`${renter.apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` } })
-  // the owner's daemon finds the market through the renter's node (no mDNS or DHT needed on loopback)
-  const p2p = await waitFor('the renter market node', async () => {
-    const res = await api('/api/network')
-    return res.ok ? await res.json() : undefined
-  })
-  const bootstrap = p2p.addresses.find((a) => a.startsWith('/ip4/127.0.0.1'))
-  start('owner daemon', ownerHome, daemonArgs(bootstrap ? ['--bootstrap', bootstrap] : []))
-  const owner = await waitFor('the owner daemon', async () => daemonState(ownerHome))
 
   const r = (cmd) => `npm run rpib -- --home ${renterHome} ${cmd}`
+  const listing = `${owner.peerId}/sandbox-pi`
   process.stdout.write(`
 RPi Broker sandbox is running (network ${network}).
-  devchain (Esplora API)  ${chainUrl}
+  devchain (Esplora API)  ${chainUrl}   (mines every 2 s)
   renter daemon API       ${renter.apiUrl}   (token in ${join(renterHome, 'api-token')})
-  owner daemon API        ${owner.apiUrl}
+  owner daemon API        ${owner.apiUrl}   ${dockerOk ? `provider of ${listing}` : '(no Docker: cannot host leases)'}
   renter wallet           ${address} — funded with 1,000,000 sats
-  Docker                  ${dockerOk ? `engine ${docker.stdout.trim()}` : 'not available'}
+  lease clock             an "hour" lasts 60 s here
 
 Try, in another terminal:
-  ${r('status')}
-  ${r(`wallet balance --esplora-url ${chainUrl}`)}
+  ${r('market list')}
+${
+  dockerOk
+    ? `  ${r(`rent ${listing} --hours 2 --ssh-key ~/.ssh/id_ed25519.pub`)}
+      (prints the rpib ssh command that logs you into the lease; ssh-keygen -t ed25519 makes a key)
+  ${r('leases')}
+`
+    : ''
+}  ${r('status')}
   ${r('events')}
   curl -s -H "authorization: Bearer ${token}" ${renter.apiUrl}/api/wallet
-  npm run rpib -- device probe
-  npm run rpib -- --home ${ownerHome} status
 
-Renting a device end to end (rpib device add / rpib rent) is being wired into the daemon next; see README.
-Press Ctrl-C to stop everything.
+Press Ctrl-C to stop everything (lease containers included).
 `)
 } catch (err) {
   console.error(`sandbox: ${err instanceof Error ? err.message : err}`)

@@ -117,6 +117,8 @@ export function createPaymentsService(
           zeroConfMaxSats: ctx.config.provider.zeroConfMaxSats,
         },
         logger: logger('rpib:invoices'),
+        // the local devchain answers in microseconds: watch it closely so sandbox rentals start at once
+        ...(c.backend === 'devchain' ? { pollIntervalMs: 500 } : {}),
       })
       invoices.on('status', ({ invoice, from, to }) =>
         ctx.events.publish('invoice.status', {
