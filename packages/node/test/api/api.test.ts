@@ -297,6 +297,7 @@ describe('local API', () => {
       '/api/docs',
       '/api/events',
       '/api/health',
+      '/api/market/listings',
       '/api/network',
       '/api/node',
       '/api/test/fail',

@@ -82,9 +82,12 @@ test('rpib daemon serves, refuses a second daemon, and on SIGTERM exits 0 prompt
             pid: number
             network: string
             peerId: string
-            services: { state: string }[]
+            services: { name: string; state: string }[]
           }
-          return n.services.length === 2 && n.services.every((s) => s.state === 'running') ? n : undefined
+          const names = n.services.map((s) => s.name).join(',')
+          return names === 'market,payments,renter' && n.services.every((s) => s.state === 'running')
+            ? n
+            : undefined
         },
         20_000,
         'the services to be running',
@@ -95,6 +98,7 @@ test('rpib daemon serves, refuses a second daemon, and on SIGTERM exits 0 prompt
       assert.deepEqual((node as unknown as { services: unknown[] }).services, [
         { name: 'market', state: 'running' },
         { name: 'payments', state: 'running' },
+        { name: 'renter', state: 'running' },
       ])
       // no wallet in this home: the payments service says how to make one
       const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
@@ -276,9 +280,13 @@ test('rpib daemon --relay runs the SSH jump server and HTTP ingress, shown at /a
       const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
       const relay = await waitFor(
         async () => {
+          if (daemon.child.exitCode != null) {
+            throw new Error(`the relay daemon exited: ${daemon.stderr()}\n${daemon.stdout().slice(-2000)}`)
+          }
           const res = await fetch(`${state.apiUrl}/api/relay`, {
             headers: { authorization: `Bearer ${token}` },
-          })
+          }).catch(() => undefined)
+          if (res == null) return undefined
           return res.ok
             ? ((await res.json()) as { ssh: { port: number; hostPublicKey: string }; http: { port: number } })
             : undefined
