@@ -26,6 +26,8 @@ import { createRentalNegotiator, requestOffer, waitForLease } from '../src/renta
 import { createLeaseManager } from '../src/rentals/provider-leases.js'
 import { createRentalFileStore } from '../src/rentals/rental-store.js'
 import { createSshServer } from '../src/ssh/index.js'
+import { opensshClientOptions } from '../test/containers/harness.js'
+import { testListingBody } from '../test/rentals/fixtures.js'
 import { printTable } from './table.js'
 
 const exec = promisify(execFile)
@@ -94,33 +96,14 @@ const manager = createLeaseManager({
 await manager.start()
 const listing: Listing = await signRecord(
   'listing',
-  {
+  testListingBody({
     deviceId: 'bench',
-    version: 1,
-    status: 'listed',
-    name: 'Bench box',
-    description: '',
-    specs: {
-      arch: 'amd64',
-      cpuModel: 'bench',
-      cpuCores: 2,
-      cpuScore: 100,
-      memoryMb: 1024,
-      diskFreeMb: 1000,
-      diskWriteMBps: 100,
-      dockerVersion: '20.10',
-      kernel: '6.1',
-    },
     satsPerHour: 1000,
-    minHours: 1,
     maxHours: 24,
     slots: RUNS,
     images: [IMAGE],
-    limits: { cpus: 500, memoryMb: 64, diskMb: 16, pidsLimit: 64 },
     sshHostKey: ssh.hostKeyFingerprint,
-    relays: [],
-    bitcoinNetwork: 'regtest',
-  },
+  }),
   providerKey,
 )
 const negotiator = createRentalNegotiator({
@@ -164,18 +147,7 @@ try {
     const lease = await waitForLease({ libp2p: renterNode, offer, pollMs: 50, timeoutMs: 60_000 })
     const t3 = performance.now()
     await exec('ssh', [
-      '-F',
-      'none',
-      '-o',
-      'BatchMode=yes',
-      '-o',
-      'StrictHostKeyChecking=yes',
-      '-o',
-      `UserKnownHostsFile=${knownHosts}`,
-      '-o',
-      'IdentitiesOnly=yes',
-      '-i',
-      keyPath,
+      ...opensshClientOptions(knownHosts, keyPath),
       '-p',
       String(ssh.port),
       `${lease.body.ssh.user}@127.0.0.1`,
