@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigInput } from '../../src/config/schema.js'
 import { DaemonStateSchema, type DaemonState } from '../../src/daemon/state-file.js'
+import { createDockerRuntime } from '../../src/containers/index.js'
 import { createDevchain, type Devchain } from '../../src/payments/devchain/server.js'
 import { uniqueName } from '../containers/harness.js'
 import { waitFor } from '../api/http.js'
@@ -91,6 +92,7 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
   await devchain.start()
   const network = `sandbox-${uniqueName('m').slice(-8)}`
   const processes: DaemonProcess[] = []
+  const dockerNetworks: string[] = []
   const common = [
     'daemon',
     '--network',
@@ -130,6 +132,15 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
       return await Promise.all(processes.map((p) => within(p.exited, 20_000, 'a daemon to stop')))
     } finally {
       for (const p of processes) p.kill()
+      // the daemons leave paid leases running on purpose (a restart resumes them): remove them here
+      for (const [i, networkName] of dockerNetworks.entries()) {
+        const runtime = createDockerRuntime({
+          networkName,
+          stateDir: join(dir, `owner${i}`, 'provider', 'volumes'),
+        })
+        await runtime.reconcile(Date.now(), [])
+        await runtime.removeNetwork()
+      }
       await devchain.stop()
       await rm(dir, { recursive: true, force: true })
     }
@@ -138,6 +149,8 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
     const owners: MarketDaemon[] = []
     let bootstrap: string[] = []
     for (const [i, devices] of opts.owners.entries()) {
+      const dockerNetwork = uniqueName(`rpib-mk${i}`)
+      dockerNetworks.push(dockerNetwork)
       const owner = await spawnDaemon(
         join(dir, `owner${i}`),
         {
@@ -146,17 +159,24 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
             ...opts.provider,
             devices,
             secondsPerHour: opts.secondsPerHour,
-            dockerNetwork: uniqueName(`rpib-mk${i}`),
+            dockerNetwork,
           },
         },
         ['--provider', ...bootstrap],
       )
       // the provider role is up once its rentals answer; its listen address bootstraps everyone else
       await waitFor(
-        () => owner.api('/api/provider/rentals').catch(() => undefined),
+        () =>
+          owner.api('/api/provider/rentals').catch((err: unknown) => {
+            if (owner.process.child.exitCode != null)
+              throw new Error(`the provider daemon exited: ${owner.process.stderr()}`, { cause: err })
+            return undefined
+          }),
         90_000,
         'the provider role',
-      )
+      ).catch((err: unknown) => {
+        throw new Error(`${(err as Error).message}; its log:\n${owner.process.stdout().slice(-3000)}`)
+      })
       if (i === 0) {
         const net = await owner.api<{ addresses: string[] }>('/api/network')
         bootstrap = ['--bootstrap', net.addresses[0]!]
