@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { ServerResponse } from 'node:http'
+import type { Duplex } from 'node:stream'
 import { z } from 'zod'
 import type { EventLogger } from '../daemon/json-log.js'
 import type { AnyApiRoute, ApiRoute, ObjectSchema, RouteInput } from './contract.js'
@@ -41,7 +42,50 @@ export interface ApiRouter {
     spec: ApiRoute<P, Q, undefined, z.ZodType>,
     open: (input: RouteInput<P, Q, undefined>, sink: SseSink) => () => void,
   ): void
+  /**
+   * A byte-stream route reached with `Connection: Upgrade` (HTTP/1.1 101): `open` checks the request and
+   * prepares the far end (throwing an ApiError refuses it with problem+json); the function it returns then
+   * owns the upgraded socket. A plain GET on the path is told to upgrade (426).
+   */
+  upgrade<P extends ObjectSchema | undefined>(
+    spec: ApiRoute<P, undefined, undefined, z.ZodType>,
+    protocol: string,
+    open: (input: RouteInput<P, undefined, undefined>) => Promise<(socket: Duplex) => Promise<void>>,
+  ): void
   readonly routes: readonly AnyApiRoute[]
+  readonly upgrades: readonly UpgradeRoute[]
+}
+
+/** A registered upgrade route, as the server's `upgrade` listener finds it. */
+export interface UpgradeRoute {
+  spec: AnyApiRoute
+  protocol: string
+  /** the route's params when `path` is this route, undefined otherwise */
+  match(path: string): Record<string, string> | undefined
+  open(params: Record<string, string>): Promise<(socket: Duplex) => Promise<void>>
+}
+
+/** `/api/rentals/:offerId/ssh` → a matcher returning `{ offerId }` */
+function pathMatcher(path: string): (candidate: string) => Record<string, string> | undefined {
+  const names: string[] = []
+  const source = path
+    .split('/')
+    .map((part) => {
+      if (!part.startsWith(':')) return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+      names.push(part.slice(1))
+      return '([^/]+)'
+    })
+    .join('/')
+  const re = new RegExp(`^${source}$`)
+  return (candidate) => {
+    const m = re.exec(candidate)
+    if (m == null) return undefined
+    try {
+      return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]))
+    } catch {
+      return undefined // malformed %-escape: no route of ours
+    }
+  }
 }
 
 /** A module that contributes API routes (the same shape every service uses). */
@@ -114,6 +158,7 @@ export function createRouter(
   streams: SseStreams,
 ): ApiRouter {
   const routes: AnyApiRoute[] = []
+  const upgrades: UpgradeRoute[] = []
   const known = new Set<string>()
 
   const remember = (spec: AnyApiRoute): void => {
@@ -125,6 +170,40 @@ export function createRouter(
 
   return {
     routes,
+    upgrades,
+    upgrade(spec, protocol, open) {
+      remember(spec as AnyApiRoute)
+      upgrades.push({
+        spec: spec as AnyApiRoute,
+        protocol,
+        match: pathMatcher(spec.path),
+        open: (params) => {
+          const parsed = spec.params?.safeParse(params)
+          if (parsed != null && !parsed.success) {
+            const issues = formatIssues('params', parsed.error)
+            throw new ApiError(
+              400,
+              'ERR_VALIDATION',
+              `invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,
+              { issues },
+            )
+          }
+          return open({ params: parsed?.data } as RouteInput<never, undefined, undefined>)
+        },
+      })
+      app.route({
+        method: 'GET',
+        url: spec.path,
+        config: { auth: spec.auth },
+        handler: async () => {
+          throw new ApiError(
+            426,
+            'ERR_UPGRADE_REQUIRED',
+            `${spec.path} carries a byte stream: send "Connection: Upgrade" and "Upgrade: ${protocol}" (rpib proxy does)`,
+          )
+        },
+      })
+    },
     route(spec, handler) {
       remember(spec as AnyApiRoute)
       app.route({

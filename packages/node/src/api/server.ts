@@ -1,11 +1,13 @@
 import Fastify, { type FastifyInstance } from 'fastify'
+import type { IncomingMessage } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
 import { RpibError } from '../errors.js'
 import type { EventLogger } from '../daemon/json-log.js'
 import { buildOpenApiDocument } from './openapi.js'
-import { toProblem, problem } from './problem.js'
+import { ApiError, toProblem, problem } from './problem.js'
 import { createRouter, SseStreams, type ApiRouter } from './router.js'
-import { installSecurityHooks } from './security.js'
+import { checkRequest, installSecurityHooks, SECURITY_HEADERS } from './security.js'
 import { docsRoute } from './routes/docs.js'
 
 export interface ApiServerOptions {
@@ -49,7 +51,8 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   let url: string | undefined
   const streams = new SseStreams()
 
-  installSecurityHooks(app, { port: () => boundPort, token: opts.token })
+  const security = { port: () => boundPort, token: opts.token }
+  installSecurityHooks(app, security)
   app.setErrorHandler((err, req, reply) => {
     const { problem: body, internal } = toProblem(err, pathOf(req.url))
     if (internal) log.error('api.internal_error', { method: req.method, path: pathOf(req.url), err })
@@ -73,8 +76,12 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
       ms: Math.round(reply.elapsedTime),
     })
   })
-  // Hijacked SSE responses are invisible to Fastify's close: end them first so close() can finish.
-  app.addHook('preClose', async () => streams.closeAll())
+  // Hijacked SSE responses and upgraded sockets are invisible to Fastify's close: end them first.
+  const upgraded = new Set<Duplex>()
+  app.addHook('preClose', async () => {
+    streams.closeAll()
+    for (const socket of upgraded) socket.destroy()
+  })
 
   const router = createRouter(
     app,
@@ -85,6 +92,56 @@ export function createApiServer(opts: ApiServerOptions): ApiServer {
   router.route(docsRoute, () =>
     buildOpenApiDocument(router.routes, { version: opts.version, apiUrl: url ?? '' }),
   )
+
+  /** Byte-stream routes (`router.upgrade`): same guard as every request, then 101 and the route owns the socket. */
+  app.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = pathOf(req.url ?? '/')
+    const refuse = (err: unknown): void => {
+      const { problem: body, internal } = toProblem(err, path)
+      if (internal) log.error('api.internal_error', { method: req.method, path, err })
+      const json = JSON.stringify(body)
+      socket.end(
+        `HTTP/1.1 ${body.status} ${body.title}\r\n` +
+          Object.entries(SECURITY_HEADERS)
+            .map(([k, v]) => `${k}: ${v}\r\n`)
+            .join('') +
+          `content-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(json)}\r\n` +
+          `connection: close\r\n\r\n${json}`,
+      )
+    }
+    socket.on('error', () => socket.destroy())
+    let switched = false
+    void (async () => {
+      try {
+        let params: Record<string, string> | undefined
+        const route = router.upgrades.find((u) => (params = u.match(path)) !== undefined)
+        checkRequest(req.headers, path, route?.spec.auth === 'public', security)
+        if (route === undefined || params === undefined || req.method !== 'GET') {
+          throw new ApiError(404, 'ERR_NOT_FOUND', `no upgrade route ${req.method} ${path}; see /api/docs`)
+        }
+        if ((req.headers.upgrade ?? '').toLowerCase() !== route.protocol) {
+          throw new ApiError(400, 'ERR_UPGRADE_PROTOCOL', `${path} speaks "${route.protocol}" only`)
+        }
+        const pipe = await route.open(params)
+        // the client left while the far end was prepared: the route's pipe releases it at once
+        if (socket.destroyed) return await pipe(socket)
+        socket.write(
+          `HTTP/1.1 101 Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${route.protocol}\r\n\r\n`,
+        )
+        switched = true
+        if (head.length > 0) socket.unshift(head)
+        upgraded.add(socket)
+        log.info('api.upgraded', { route: route.spec.id })
+        await pipe(socket).finally(() => upgraded.delete(socket))
+      } catch (err) {
+        if (switched || !socket.writable) {
+          if (switched)
+            log.warn('api.upgrade_ended', { path, err: err instanceof Error ? err.message : String(err) })
+          socket.destroy()
+        } else refuse(err)
+      }
+    })()
+  })
 
   let listening = false
   return {

@@ -1,6 +1,6 @@
 import { connect } from 'node:net'
 import type { Duplex } from 'node:stream'
-import type { Connection, Libp2p, Stream } from '@libp2p/interface'
+import type { Connection, Libp2p, PeerId, Stream } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { RpibError } from '../errors.js'
 import type { Logger } from '../log.js'
@@ -75,7 +75,7 @@ export function createSshOverLibp2p(init: SshOverLibp2pInit): SshOverLibp2p {
 /** Renter side: opens an SSH stream to a provider (any multiaddr, including `/p2p-circuit` ones). */
 export async function dialSsh(
   libp2p: Pick<Libp2p, 'dialProtocol'>,
-  peer: Multiaddr,
+  peer: Multiaddr | Multiaddr[] | PeerId,
   signal?: AbortSignal,
 ): Promise<Stream> {
   try {
@@ -85,7 +85,7 @@ export async function dialSsh(
   } catch (err) {
     throw new RpibError(
       'ERR_SSH_DIAL',
-      `could not open an SSH stream to ${peer.toString()}: ${err instanceof Error ? err.message : String(err)}`,
+      `could not open an SSH stream to ${Array.isArray(peer) ? peer.join(', ') : peer.toString()}: ${err instanceof Error ? err.message : String(err)}`,
       { cause: err },
     )
   }

@@ -1,0 +1,65 @@
+import { request } from 'node:http'
+import type { Socket } from 'node:net'
+import type { Readable, Writable } from 'node:stream'
+import { readApiToken } from '../api/token.js'
+import { readDaemonState } from '../daemon/state-file.js'
+import { RpibError } from '../errors.js'
+
+/**
+ * `rpib proxy <lease>`: an OpenSSH ProxyCommand that joins stdin/stdout to the lease's SSH server through
+ * the renter's running daemon (`GET /api/rentals/<offerId>/ssh`, `Upgrade: rpib-ssh`). It loads nothing
+ * but node:http, so OpenSSH is talking to the provider a few tens of milliseconds after it starts us.
+ */
+export async function proxyThroughDaemon(opts: {
+  home: string
+  offerId: string
+  stdin: Readable
+  stdout: Writable
+}): Promise<void> {
+  const state = await readDaemonState(opts.home)
+  const token = await readApiToken(opts.home)
+  if (state == null || token == null) {
+    throw new RpibError(
+      'ERR_NO_DAEMON',
+      `no daemon runs for ${opts.home}: start it with \`rpib --home ${opts.home} daemon\``,
+    )
+  }
+  const url = new URL(`/api/rentals/${opts.offerId}/ssh`, state.apiUrl)
+  const socket = await new Promise<Socket>((resolve, reject) => {
+    const req = request(url, {
+      headers: { authorization: `Bearer ${token}`, connection: 'Upgrade', upgrade: 'rpib-ssh' },
+    })
+    req.on('upgrade', (_res, sock, head) => {
+      if (head.length > 0) opts.stdout.write(head)
+      resolve(sock)
+    })
+    req.on('response', (res) => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (d: string) => (body += d))
+      res.on('end', () => {
+        let detail = `HTTP ${res.statusCode ?? '?'}`
+        try {
+          detail = (JSON.parse(body) as { detail?: string }).detail ?? detail
+        } catch {
+          // not problem+json: keep the status
+        }
+        reject(new RpibError('ERR_SSH_GATEWAY', `the daemon could not connect to the lease: ${detail}`))
+      })
+    })
+    req.on('error', (err) =>
+      reject(
+        new RpibError('ERR_NO_DAEMON', `the daemon at ${state.apiUrl} does not answer (${err.message})`),
+      ),
+    )
+    req.end()
+  })
+  await new Promise<void>((resolve, reject) => {
+    opts.stdin.pipe(socket)
+    socket.pipe(opts.stdout)
+    socket.on('end', () => resolve())
+    socket.on('close', () => resolve())
+    socket.on('error', (err) =>
+      reject(new RpibError('ERR_SSH_STREAM_LOST', `the connection to the lease was lost: ${err.message}`)),
+    )
+  })
+}
