@@ -47,6 +47,16 @@ export function uniqueName(prefix = 'rpib-t'): string {
   return `${prefix}-${randomBytes(4).toString('hex')}`
 }
 
+/**
+ * Removes what a provider daemon under test leaves on purpose (its paid leases survive a restart): the
+ * lease containers, volumes and firewall rules of its Docker network, and the network itself.
+ */
+export async function removeProviderLeases(networkName: string, stateDir: string): Promise<void> {
+  const runtime = createDockerRuntime({ networkName, stateDir })
+  await runtime.reconcile(Date.now(), [])
+  await runtime.removeNetwork()
+}
+
 export interface RenterKey {
   path: string
   publicKey: string

@@ -16,7 +16,13 @@ import { createWallet, openWallet } from '../../src/payments/wallet.js'
 import { createMarketNode } from '../../src/market/market-node.js'
 import { fetchRentalStatus, requestOffer, waitForLease } from '../../src/rentals/negotiation.js'
 import { DaemonStateSchema } from '../../src/daemon/state-file.js'
-import { BUSYBOX_IMAGE, dockerSkipReason, makeRenterKey, uniqueName } from '../containers/harness.js'
+import {
+  BUSYBOX_IMAGE,
+  dockerSkipReason,
+  makeRenterKey,
+  removeProviderLeases,
+  uniqueName,
+} from '../containers/harness.js'
 import { loopbackP2p } from '../market/fixtures.js'
 import { runCli } from '../helpers/cli.js'
 import { waitFor } from '../api/http.js'
@@ -32,6 +38,7 @@ test('a provider daemon lists its device and serves a paid lease end to end', { 
   const devchain = createDevchain({ port: 0 })
   await devchain.start()
   const network = `sandbox-${uniqueName('p').slice(-8)}`
+  const dockerNetwork = uniqueName('rpib-prov')
   const created = await runCli(['--home', home, 'wallet', 'create', '--esplora-url', devchain.url], ENV)
   assert.equal(created.code, 0, created.stderr)
   const config = join(dir, 'config.json')
@@ -51,7 +58,7 @@ test('a provider daemon lists its device and serves a paid lease end to end', { 
         ],
         secondsPerHour: HOUR,
         zeroConfMaxSats: 1_000_000,
-        dockerNetwork: uniqueName('rpib-prov'),
+        dockerNetwork,
       },
     }),
   )
@@ -183,6 +190,7 @@ test('a provider daemon lists its device and serves a paid lease end to end', { 
     if (daemon.child.exitCode == null) daemon.child.kill('SIGKILL')
     await renterNode?.stop()
     await devchain.stop()
+    await removeProviderLeases(dockerNetwork, join(home, 'provider', 'volumes'))
     await rm(dir, { recursive: true, force: true })
   }
 })

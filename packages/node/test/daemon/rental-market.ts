@@ -8,9 +8,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ConfigInput } from '../../src/config/schema.js'
 import { DaemonStateSchema, type DaemonState } from '../../src/daemon/state-file.js'
-import { createDockerRuntime } from '../../src/containers/index.js'
 import { createDevchain, type Devchain } from '../../src/payments/devchain/server.js'
-import { uniqueName } from '../containers/harness.js'
+import { removeProviderLeases, uniqueName } from '../containers/harness.js'
 import { waitFor } from '../api/http.js'
 import { runCli, type CliResult } from '../helpers/cli.js'
 import { spawnRpib, within, type DaemonProcess } from './process.js'
@@ -133,14 +132,8 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
     } finally {
       for (const p of processes) p.kill()
       // the daemons leave paid leases running on purpose (a restart resumes them): remove them here
-      for (const [i, networkName] of dockerNetworks.entries()) {
-        const runtime = createDockerRuntime({
-          networkName,
-          stateDir: join(dir, `owner${i}`, 'provider', 'volumes'),
-        })
-        await runtime.reconcile(Date.now(), [])
-        await runtime.removeNetwork()
-      }
+      for (const [i, networkName] of dockerNetworks.entries())
+        await removeProviderLeases(networkName, join(dir, `owner${i}`, 'provider', 'volumes'))
       await devchain.stop()
       await rm(dir, { recursive: true, force: true })
     }
