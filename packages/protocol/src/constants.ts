@@ -132,6 +132,7 @@ export const RECORD_TYPES = [
   'lease-extension',
   'lease-end',
   'refund',
+  'history',
 ] as const
 export type RecordType = (typeof RECORD_TYPES)[number]
 
@@ -145,6 +146,7 @@ export const DEFAULT_TTL_MS: Readonly<Record<RecordType, number>> = {
   'lease-extension': TIMEOUTS.offerTtlMs,
   'lease-end': 10 * 366 * DAY_MS,
   refund: 10 * 366 * DAY_MS,
+  history: 10 * 366 * DAY_MS,
 }
 
 /** Records whose ttl exceeds this are rejected: it bounds how long a captured record can be replayed. */
@@ -158,6 +160,7 @@ export const MAX_TTL_MS: Readonly<Record<RecordType, number>> = {
   // lease-end and refund are permanent market history; readers of old history pass ignoreExpiry.
   'lease-end': 20 * 366 * DAY_MS,
   refund: 20 * 366 * DAY_MS,
+  history: 20 * 366 * DAY_MS,
 }
 
 /** Largest canonical encoding accepted for each record type. */
@@ -170,6 +173,7 @@ export const MAX_RECORD_BYTES: Readonly<Record<RecordType, number>> = {
   'lease-extension': 2 * 1024,
   'lease-end': 1024,
   refund: 1024,
+  history: 4 * 1024,
 }
 
 /** Signature domain tag: signed bytes = utf8(tag) || canonical encoding of the unsigned record. */

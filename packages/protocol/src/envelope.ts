@@ -3,6 +3,7 @@ import { z } from 'zod'
 import { PROTOCOL_VERSION, RECORD_TYPES } from './constants.js'
 import type { RecordType } from './constants.js'
 import {
+  HistoryBodySchema,
   LeaseBodySchema,
   LeaseEndBodySchema,
   LeaseExtensionBodySchema,
@@ -24,6 +25,7 @@ export const BODY_SCHEMAS = {
   'lease-extension': LeaseExtensionBodySchema,
   'lease-end': LeaseEndBodySchema,
   refund: RefundBodySchema,
+  history: HistoryBodySchema,
 } as const satisfies Record<RecordType, z.ZodType>
 
 export type BodyOf<T extends RecordType> = z.infer<(typeof BODY_SCHEMAS)[T]>
@@ -61,6 +63,7 @@ export type Lease = SignedRecord<'lease'>
 export type LeaseExtension = SignedRecord<'lease-extension'>
 export type LeaseEnd = SignedRecord<'lease-end'>
 export type Refund = SignedRecord<'refund'>
+export type HistoryRecord = SignedRecord<'history'>
 
 /** Envelope fields, body left unparsed: checked first, so the body schema is chosen by a trusted type. */
 export const EnvelopeSchema = z.strictObject({

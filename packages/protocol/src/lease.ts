@@ -6,9 +6,14 @@
  * Happy path: requested → offered → awaiting-payment → paid → provisioning → active → ended(expired).
  * Failure branches: offered/awaiting-payment → ended(offer-expired | underpaid) when the invoice expires;
  * paid/provisioning → ended(provision-failed); paid/provisioning/active → ended(provider-offline);
- * any state before ended → ended(cancelled). Extensions happen inside `active`.
+ * any state before ended → ended(cancelled). Extensions and outage credits happen inside `active`.
  *
- * Money invariant, at every step: earnedSats + refundDueSats = paidSats once ended.
+ * An `outage` (the provider was down mid-lease and came back before the expiry) refunds the down time at
+ * once: its share of the price moves from priceSats to outageRefundSats and the seconds leave
+ * durationSeconds, so what is left is priced exactly as before and later refunds never undo it.
+ *
+ * Money invariant, at every step: earnedSats + refundDueSats = paidSats once ended, and refundDueSats
+ * includes outageRefundSats.
  */
 import { MAX_SATS } from './constants.js'
 import { IllegalTransitionError, ProtocolError } from './errors.js'
@@ -52,6 +57,10 @@ export interface LeaseState {
   /** When the lease ends if nothing else happens (set once active). */
   expiresAt?: number
   pendingExtension?: PendingExtension
+  /** Seconds of the lease lost to provider outages (already taken out of durationSeconds). */
+  downSeconds?: number
+  /** Refund due for those seconds, owed at once (already taken out of priceSats). */
+  outageRefundSats?: number
   endReason?: LeaseOutcome
   endedAt?: number
   servedSeconds?: number
@@ -75,6 +84,8 @@ export type LeaseEvent =
   | { type: 'extension-expired'; at: number }
   | { type: 'expire'; at: number }
   | { type: 'cancel'; at: number }
+  /** The provider was down for `downSeconds` of an active lease and is back: that time is refunded now. */
+  | { type: 'outage'; at: number; downSeconds: number }
   /** The provider stopped serving at `at` (its last presence); the rest is refunded. */
   | { type: 'provider-offline'; at: number }
 
@@ -93,11 +104,12 @@ export function createLeaseState(at: number, durationSeconds: number): LeaseStat
 
 function end(state: LeaseState, reason: LeaseOutcome, at: number, servedSeconds: number): LeaseState {
   const paid = state.paidSats + (state.pendingExtension?.paidSats ?? 0)
+  const outageRefund = state.outageRefundSats ?? 0
   // The part of the payment that bought time is refunded pro-rata; anything above the price entirely.
-  const pricePaid = Math.min(paid, state.priceSats)
+  const pricePaid = Math.min(paid - outageRefund, state.priceSats)
   const refundOfPrice =
     servedSeconds === 0 ? pricePaid : refundSats(pricePaid, state.durationSeconds, servedSeconds)
-  const refundDueSats = refundOfPrice + (paid - pricePaid)
+  const refundDueSats = outageRefund + refundOfPrice + (paid - outageRefund - pricePaid)
   const { pendingExtension: _dropped, ...rest } = state
   return {
     ...rest,
@@ -114,7 +126,8 @@ function end(state: LeaseState, reason: LeaseOutcome, at: number, servedSeconds:
 
 function servedUntil(state: LeaseState, at: number): number {
   const startedAt = state.startedAt ?? at
-  return Math.min(state.durationSeconds, Math.max(0, Math.floor((at - startedAt) / 1000)))
+  const elapsed = Math.floor((at - startedAt) / 1000) - (state.downSeconds ?? 0)
+  return Math.min(state.durationSeconds, Math.max(0, elapsed))
 }
 
 /** Applies one event. Throws IllegalTransitionError / ProtocolError(ERR_RANGE); never mutates `state`. */
@@ -220,6 +233,23 @@ export function leaseReducer(state: LeaseState, event: LeaseEvent): LeaseState {
       // A partial extension payment bought nothing: it stays in paidSats as excess and is refunded at the end.
       const { pendingExtension: _expired, ...rest } = state
       return { ...rest, updatedAt: at, paidSats: state.paidSats + pending.paidSats }
+    }
+    case 'outage': {
+      if (s !== 'active') return illegal()
+      if (at >= (state.expiresAt ?? 0)) illegal('the lease has run out: end it with provider-offline')
+      int('downSeconds', event.downSeconds, 1, Number.MAX_SAFE_INTEGER)
+      // at least one second stays bought, so the rest of the lease keeps a price to refund from
+      const down = Math.min(event.downSeconds, state.durationSeconds - 1)
+      if (down === 0) return { ...state, updatedAt: at }
+      const refund = refundSats(state.priceSats, state.durationSeconds, state.durationSeconds - down)
+      return {
+        ...state,
+        updatedAt: at,
+        durationSeconds: state.durationSeconds - down,
+        priceSats: state.priceSats - refund,
+        downSeconds: (state.downSeconds ?? 0) + down,
+        outageRefundSats: (state.outageRefundSats ?? 0) + refund,
+      }
     }
     case 'expire':
       if (s !== 'active') return illegal()

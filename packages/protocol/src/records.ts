@@ -258,6 +258,11 @@ export const SshAccessSchema = z.strictObject({
   /** How to reach the SSH server: the provider's multiaddrs (libp2p) and/or ssh://relay:port jump hosts. */
   endpoints: z.array(EndpointSchema).min(1).max(LIMITS.maxSshEndpoints),
   hostKeyFingerprint: SshFingerprintSchema,
+  /**
+   * The host key itself (`ssh-ed25519 AAAA…`), so a renter can pin it in known_hosts without a probing
+   * handshake; renters check that it has the listing's fingerprint.
+   */
+  hostPublicKey: SshPublicKeySchema.optional(),
 })
 export type SshAccess = z.infer<typeof SshAccessSchema>
 
@@ -313,3 +318,80 @@ export const RefundBodySchema = z.strictObject({
   txid: TxidSchema.optional(),
 })
 export type RefundBody = z.infer<typeof RefundBodySchema>
+
+// ---------- market history (the public offers log) ----------
+
+/**
+ * What one public history entry reports. 'refund-failed' is a refund that was due and could not be made;
+ * 'outage' is signed by the renter of a lease whose provider stopped beating.
+ */
+export const HISTORY_KINDS = [
+  'offer',
+  'lease',
+  'lease-extension',
+  'lease-end',
+  'refund',
+  'refund-failed',
+  'outage',
+] as const
+export type HistoryKind = (typeof HISTORY_KINDS)[number]
+
+const base64url = (chars: number) =>
+  z.string().regex(new RegExp(`^[A-Za-z0-9_-]{${chars}}$`), `must be ${chars} base64url characters`)
+
+/** Private fields encrypted to one party: X25519 (derived from its Ed25519 peer key) + ChaCha20-Poly1305. */
+export const SealedBoxSchema = z.strictObject({
+  /** Peer id of the only party that can open it. */
+  to: PeerIdStringSchema,
+  /** Ephemeral X25519 public key (32 bytes). */
+  epk: base64url(43),
+  /** AEAD nonce (12 bytes). */
+  nonce: base64url(16),
+  /** Ciphertext and tag. */
+  ct: z
+    .string()
+    .min(22)
+    .max(2048)
+    .regex(/^[A-Za-z0-9_-]+$/, 'ct must be base64url'),
+})
+export type SealedBox = z.infer<typeof SealedBoxSchema>
+
+/**
+ * A public market-history entry: ids, parties, amounts, times and outcome in the clear, everything else
+ * (payment and refund addresses, txids, SSH access) sealed to the counterparty.
+ */
+export const HistoryBodySchema = z
+  .strictObject({
+    kind: z.enum(HISTORY_KINDS),
+    /** The lease (= recordId() of the Offer that started it). */
+    leaseId: IdSchema,
+    /** recordId() of the full signed record this entry stands for, which both parties hold. */
+    recordId: IdSchema.optional(),
+    listingKey: ListingKeySchema,
+    provider: PeerIdStringSchema,
+    renter: PeerIdStringSchema,
+    /** offer/lease-extension: price; refund/refund-failed: amount; lease-end: refund due. */
+    amountSats: SatsSchema.optional(),
+    /** lease: start; outage: first moment without presence. */
+    startsAt: TimestampSchema.optional(),
+    /** lease: planned end; lease-end: when it ended; outage: when presence came back (or the lease ended). */
+    endsAt: TimestampSchema.optional(),
+    reason: z.enum(LEASE_END_REASONS).optional(),
+    /** Occurrence number for kinds that can repeat within one lease (extensions, refunds, outages). */
+    seq: boundedInt(0, 10_000).optional(),
+    sealed: SealedBoxSchema.optional(),
+  })
+  .refine((h) => h.kind !== 'lease-end' || h.reason !== undefined, {
+    message: 'a lease-end entry needs a reason',
+    path: ['reason'],
+  })
+  .refine((h) => !(h.kind === 'refund' || h.kind === 'refund-failed') || (h.amountSats ?? 0) > 0, {
+    message: 'a refund entry needs a positive amount',
+    path: ['amountSats'],
+  })
+  .refine(
+    (h) =>
+      h.kind !== 'outage' || (h.startsAt !== undefined && h.endsAt !== undefined && h.endsAt >= h.startsAt),
+    { message: 'an outage entry needs startsAt <= endsAt', path: ['endsAt'] },
+  )
+export type HistoryBody = z.infer<typeof HistoryBodySchema>

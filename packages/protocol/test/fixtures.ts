@@ -104,5 +104,15 @@ export function sampleBodies(providerPeerId: string, renterPeerId: string): { [T
       refundDueSats: 2300,
     },
     refund: { leaseId: ID_B, amountSats: 2300, address: REGTEST_ADDRESS, txid: 'f'.repeat(64) },
+    history: {
+      kind: 'refund',
+      leaseId: ID_B,
+      listingKey: key,
+      provider: providerPeerId,
+      renter: renterPeerId,
+      amountSats: 2300,
+      seq: 0,
+      sealed: { to: renterPeerId, epk: 'A'.repeat(43), nonce: 'B'.repeat(16), ct: 'C'.repeat(40) },
+    },
   }
 }

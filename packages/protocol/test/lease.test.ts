@@ -140,6 +140,59 @@ describe('leaseReducer: failure branches', () => {
   })
 })
 
+describe('leaseReducer: provider outage mid-lease', () => {
+  const active = () => run(toActive)
+  const startedAt = T0 + 5
+
+  it('refunds the down time pro-rata at once and keeps the lease running until the same expiry', () => {
+    const s = leaseReducer(active(), { type: 'outage', at: startedAt + 7_200_000, downSeconds: 3 * HOUR })
+    assert.equal(s.status, 'active')
+    assert.equal(s.outageRefundSats, 300) // 2400 sats × 3 h / 24 h
+    assert.equal(s.downSeconds, 3 * HOUR)
+    assert.equal(s.durationSeconds, 21 * HOUR)
+    assert.equal(s.priceSats, 2100)
+    assert.equal(s.expiresAt, startedAt + 24 * HOUR * 1000)
+    const ended = leaseReducer(s, { type: 'expire', at: s.expiresAt! })
+    assert.equal(ended.servedSeconds, 21 * HOUR)
+    assert.equal(ended.refundDueSats, 300)
+    assert.equal(ended.earnedSats, 2100)
+  })
+
+  it('a cancel after an outage refunds the outage plus the unserved rest, never the down time twice', () => {
+    let s = leaseReducer(active(), { type: 'outage', at: startedAt + 4 * HOUR * 1000, downSeconds: 2 * HOUR })
+    // 4 h elapsed, 2 h of it down: 2 h served; 22 h bought remain of which 20 h are unserved
+    s = leaseReducer(s, { type: 'cancel', at: startedAt + 4 * HOUR * 1000 })
+    assert.equal(s.servedSeconds, 2 * HOUR)
+    assert.equal(s.refundDueSats, 200 + Math.floor((2200 * 20) / 22))
+    assert.equal(s.earnedSats! + s.refundDueSats!, 2400)
+  })
+
+  it('rounds the outage refund down and keeps at least one second bought', () => {
+    const s = leaseReducer(active(), { type: 'outage', at: startedAt + 1000, downSeconds: 1 })
+    assert.equal(s.outageRefundSats, Math.floor(2400 / (24 * HOUR)))
+    const all = leaseReducer(active(), { type: 'outage', at: startedAt + 1000, downSeconds: 99 * HOUR })
+    assert.equal(all.durationSeconds, 1)
+    assert.equal(all.outageRefundSats, Math.floor((2400 * (24 * HOUR - 1)) / (24 * HOUR)))
+  })
+
+  it('refuses an outage after the expiry (that lease ends with provider-offline) and bad values', () => {
+    const s = active()
+    assert.throws(
+      () => leaseReducer(s, { type: 'outage', at: s.expiresAt!, downSeconds: 10 }),
+      IllegalTransitionError,
+    )
+    assert.throws(() => leaseReducer(s, { type: 'outage', at: startedAt + 10, downSeconds: 0 }), {
+      code: 'ERR_RANGE',
+    })
+    assert.throws(() => leaseReducer(s, { type: 'outage', at: startedAt + 10, downSeconds: 1.5 }), {
+      code: 'ERR_RANGE',
+    })
+    const offline = leaseReducer(s, { type: 'provider-offline', at: startedAt + HOUR * 1000 })
+    assert.equal(offline.endReason, 'provider-offline')
+    assert.equal(offline.refundDueSats, 2300)
+  })
+})
+
 describe('leaseReducer: extension', () => {
   it('extends the lease once the extension is paid in full', () => {
     let s = run(toActive)
@@ -203,6 +256,7 @@ describe('leaseReducer: illegal transitions', () => {
     { type: 'extension-expired', at: T0 + 20 },
     { type: 'expire', at: T0 + 1e12 },
     { type: 'provider-offline', at: T0 + 20 },
+    { type: 'outage', at: T0 + 20, downSeconds: 60 },
   ]
   const allowed: Record<LeaseStatus, string[]> = {
     requested: ['offer'],
@@ -210,7 +264,7 @@ describe('leaseReducer: illegal transitions', () => {
     'awaiting-payment': ['invoice-expired'],
     paid: ['provision-start', 'provision-failed', 'provider-offline'],
     provisioning: ['provision-failed', 'activate', 'provider-offline'],
-    active: ['expire', 'provider-offline'],
+    active: ['expire', 'provider-offline', 'outage'],
     ended: [],
   }
   for (const status of LEASE_STATUSES) {
@@ -250,7 +304,7 @@ describe('leaseReducer: illegal transitions', () => {
 describe('leaseReducer: money invariant (property)', () => {
   it('served + refunded = paid for any schedule of payments, extensions and endings', () => {
     const step = fc.record({
-      kind: fc.constantFrom('payment', 'ext-offer', 'ext-pay', 'ext-expire', 'wait'),
+      kind: fc.constantFrom('payment', 'ext-offer', 'ext-pay', 'ext-expire', 'wait', 'outage'),
       amount: fc.integer({ min: 1, max: 50_000 }),
       seconds: fc.integer({ min: 1, max: 48 * HOUR }),
     })
@@ -303,7 +357,11 @@ describe('leaseReducer: money invariant (property)', () => {
                 invoiceExpiresAt: at + 60_000,
               })
             else if (st.kind === 'ext-expire') apply({ type: 'extension-expired', at: tick(60_000) })
-            else tick(st.seconds * 1000)
+            else if (st.kind === 'outage') {
+              const credited = s.outageRefundSats ?? 0
+              if (apply({ type: 'outage', at: tick(st.seconds * 1000), downSeconds: st.seconds }))
+                assert.ok((s.outageRefundSats ?? 0) >= credited, 'outage credits only grow')
+            } else tick(st.seconds * 1000)
           }
           if (s.status === 'ended') return
           const endAt =
@@ -318,6 +376,8 @@ describe('leaseReducer: money invariant (property)', () => {
           assert.equal(s.earnedSats! + s.refundDueSats!, s.paidSats)
           assert.ok(s.refundDueSats! >= 0 && s.earnedSats! >= 0)
           assert.ok(s.servedSeconds! <= s.durationSeconds)
+          // What an outage refunded mid-lease is part of the final refund, never taken back.
+          assert.ok(s.refundDueSats! >= (s.outageRefundSats ?? 0))
           // A provider never earns more than the price of what it was asked to serve.
           assert.ok(s.earnedSats! <= s.priceSats)
         },
