@@ -152,7 +152,7 @@ export function registerDaemon(program: Command): void {
           `peer id   ${node.peerId}`,
           `network   ${node.network} (bitcoin ${node.bitcoinNetwork})`,
           `roles     ${roles.join(', ')}`,
-          `services  ${node.services.length === 0 ? '(none)' : node.services.map((s) => `${s.name} ${s.state}`).join(', ')}`,
+          `services  ${node.services.length === 0 ? '(none)' : node.services.map((s) => `${s.name} ${s.state}${s.note != null ? ` (${s.note})` : ''}`).join(', ')}`,
         ].join('\n'),
       )
     })

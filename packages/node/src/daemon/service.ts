@@ -20,6 +20,8 @@ export interface DaemonService {
    * invoices vs the chain, listings vs what this node provides). Runs in start order.
    */
   reconcile?(signal: AbortSignal): Promise<void>
+  /** one line on something the owner should know (shown by /api/node and `rpib status`), if any */
+  note?(): string | undefined
   /** adds this service's routes to the local API (before it listens) */
   registerRoutes?(router: ApiRouter): void
 }

@@ -6,6 +6,8 @@ import type { ApiRouter } from '../router.js'
 export const ServiceStatusSchema = z.object({
   name: z.string(),
   state: z.enum(['starting', 'running', 'stopping', 'stopped', 'failed']),
+  /** one line on something the owner should know, e.g. why a running provider cannot host leases */
+  note: z.string().optional(),
 })
 
 export const NodeInfoSchema = z.object({
