@@ -5,7 +5,8 @@ import { ensurePrivateDir } from '../config/paths.js'
 import { RpibError, UsageError } from '../errors.js'
 import { createMarketNode, type MarketNode } from '../market/market-node.js'
 import type { Listing } from '../market/records.js'
-import { marketListingsRoute } from '../daemon/market-service.js'
+import { marketListingsRoute, type ReputationViewSchema } from '../daemon/market-routes.js'
+import { ReputationBook } from '../market/reputation-book.js'
 import { connectToDaemon } from './client.js'
 import { SORT_FIELDS, type MarketEntry, type MarketQuery } from '../market/market-index.js'
 import { parseNetworkId } from '../p2p/network-id.js'
@@ -28,6 +29,17 @@ function intOption(value: string | undefined, flag: string): number | undefined 
   return parsed.data
 }
 
+function numberOption(value: string | undefined, flag: string): number | undefined {
+  if (value == null) return undefined
+  const parsed = z.coerce.number().finite().safeParse(value)
+  if (!parsed.success || value.trim() === '') throw new UsageError(`${flag} must be a number, got "${value}"`)
+  return parsed.data
+}
+
+/** `--sort` values: the index's fields plus the short `cpu` (= cpuScore). */
+const SORT_CHOICES = [...SORT_FIELDS, 'cpu'] as const
+type ReputationView = z.infer<typeof ReputationViewSchema>
+
 /** A market entry as printed (and as the daemon's API returns it; the daemon verified the listing). */
 interface EntryView {
   key: string
@@ -36,6 +48,7 @@ interface EntryView {
   online: boolean
   lastSeenAt: number | null
   reputation: number | null
+  reputationDetail?: ReputationView | null
   listing: Listing
 }
 type IndexAnswer = { networkId: string; total: number; entries: EntryView[] }
@@ -60,7 +73,11 @@ async function askDaemon(
   return (await connected.client.call(marketListingsRoute, { query: q as never })) as IndexAnswer
 }
 
-async function withMarket<T>(cmd: Command, opts: SyncOptions, body: (node: MarketNode) => T): Promise<T> {
+async function withMarket<T>(
+  cmd: Command,
+  opts: SyncOptions,
+  body: (node: MarketNode, book: ReputationBook) => T,
+): Promise<T> {
   const { home } = globalOptions(cmd)
   const wait = WaitSchema.safeParse(opts.wait)
   if (!wait.success)
@@ -88,10 +105,14 @@ async function withMarket<T>(cmd: Command, opts: SyncOptions, body: (node: Marke
     }
     throw new RpibError('ERR_MARKET_START', `could not start the market node: ${message}`, { cause: err })
   }
+  // reputation from the history this replica holds plus what arrives while syncing
+  const book = new ReputationBook({ offers: node.offers, index: node.index })
   try {
+    await book.start()
     if (wait.data > 0) await new Promise((resolve) => setTimeout(resolve, wait.data * 1000))
-    return body(node)
+    return body(node, book)
   } finally {
+    book.stop()
     await node.stop()
   }
 }
@@ -136,7 +157,8 @@ function table(entries: EntryView[]): string {
     .join('\n')
 }
 
-function serialise(entry: MarketEntry): EntryView {
+function serialise(entry: MarketEntry, book: ReputationBook): EntryView {
+  const { provider: _provider, uptime, ...counts } = book.get(entry.provider)
   return {
     key: entry.key,
     provider: entry.provider,
@@ -144,8 +166,19 @@ function serialise(entry: MarketEntry): EntryView {
     online: entry.online,
     lastSeenAt: entry.lastSeenAt ?? null,
     reputation: entry.reputation ?? null,
+    reputationDetail: { ...counts, uptime: uptime ?? null },
     listing: entry.listing,
   }
+}
+
+function reputationLines(r: ReputationView | null | undefined): string[] {
+  if (r == null) return ['reputation unknown']
+  const uptime = r.uptime == null ? 'not observed long enough' : `${Math.round(r.uptime * 1000) / 10}%`
+  return [
+    `reputation ${r.score}: ${r.completedLeases} of ${r.leases} leases completed, ${r.failedLeases} failed by the provider`,
+    `  refunds ${r.refunds} (${r.refundedSats} sats), failed refunds ${r.failedRefunds} (${r.failedRefundSats} sats unpaid)`,
+    `  outages reported by renters ${r.outages} (${r.outageSeconds} s), presence uptime ${uptime}`,
+  ]
 }
 
 export function registerMarket(program: Command): void {
@@ -156,14 +189,15 @@ export function registerMarket(program: Command): void {
   syncOptions(market.command('list'))
     .description('list devices on the market, cheapest first')
     .option('--arch <arch>', 'only this architecture (arm64, amd64, …)')
-    .option('--min-cores <n>', 'at least this many CPU cores')
+    .option('--min-cpus <n>', 'at least this many CPU cores')
+    .addOption(new Option('--min-cores <n>', 'same as --min-cpus').hideHelp())
     .option('--min-cpu-score <n>', 'at least this CPU score')
     .option('--min-memory <mb>', 'at least this much memory (MB)')
     .option('--min-disk <mb>', 'at least this much free disk (MB)')
     .option('--max-price <sats>', 'at most this many sats per hour')
-    .option('--min-reputation <n>', 'providers with at least this reputation')
+    .option('--min-reputation <score>', 'providers with at least this reputation score')
     .option('--online', 'only devices whose presence was seen while syncing')
-    .addOption(new Option('--sort <field>', 'sort by').choices(SORT_FIELDS).default('price'))
+    .addOption(new Option('--sort <field>', 'sort by').choices(SORT_CHOICES).default('price'))
     .addOption(
       new Option('--order <dir>', 'sort direction (default depends on the field)').choices(['asc', 'desc']),
     )
@@ -171,24 +205,30 @@ export function registerMarket(program: Command): void {
     .action(async (opts: SyncOptions & Record<string, string | boolean | undefined>, cmd: Command) => {
       const query: MarketQuery = {
         arch: opts.arch as string | undefined,
-        minCpuCores: intOption(opts.minCores as string | undefined, '--min-cores'),
+        minCpuCores:
+          intOption(opts.minCpus as string | undefined, '--min-cpus') ??
+          intOption(opts.minCores as string | undefined, '--min-cores'),
         minCpuScore: intOption(opts.minCpuScore as string | undefined, '--min-cpu-score'),
         minMemoryMb: intOption(opts.minMemory as string | undefined, '--min-memory'),
         minDiskMb: intOption(opts.minDisk as string | undefined, '--min-disk'),
         maxSatsPerHour: intOption(opts.maxPrice as string | undefined, '--max-price'),
-        minReputation: intOption(opts.minReputation as string | undefined, '--min-reputation'),
+        minReputation: numberOption(opts.minReputation as string | undefined, '--min-reputation'),
         // a short-lived node only sees beats sent while it syncs, so offline is not hidden by default
         presence: opts.online === true ? 'online' : 'any',
-        sort: opts.sort as MarketQuery['sort'],
+        sort: (opts.sort === 'cpu' ? 'cpuScore' : opts.sort) as MarketQuery['sort'],
         order: opts.order as MarketQuery['order'],
         limit: intOption(opts.limit as string | undefined, '--limit'),
       }
       const fromDaemon = await askDaemon(cmd, { ...query, presence: opts.online === true ? 'online' : 'any' })
       const result =
         fromDaemon ??
-        (await withMarket(cmd, opts, (node) => {
+        (await withMarket(cmd, opts, (node, book) => {
           const r = node.query(query)
-          return { networkId: node.networkId, total: r.total, entries: r.entries.map(serialise) }
+          return {
+            networkId: node.networkId,
+            total: r.total,
+            entries: r.entries.map((e) => serialise(e, book)),
+          }
         }))
       emit(cmd, result, () =>
         result.entries.length === 0
@@ -208,9 +248,9 @@ export function registerMarket(program: Command): void {
       const entry =
         fromDaemon != null
           ? fromDaemon.entries[0]
-          : await withMarket(cmd, opts, (node) => {
+          : await withMarket(cmd, opts, (node, book) => {
               const e = node.show(key)
-              return e == null ? undefined : serialise(e)
+              return e == null ? undefined : serialise(e, book)
             })
       if (entry == null) {
         throw new RpibError(
@@ -230,6 +270,7 @@ export function registerMarket(program: Command): void {
           `ssh host key ${body.sshHostKey}`,
           `relays ${body.relays.length === 0 ? '-' : body.relays.join(', ')}`,
           `online ${entry.online ? 'yes' : 'not seen'}; version ${body.version}; signed ${new Date(entry.listing.createdAt).toISOString()}`,
+          ...reputationLines(entry.reputationDetail),
         ].join('\n'),
       )
     })

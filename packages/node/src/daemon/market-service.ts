@@ -1,90 +1,49 @@
-import { z } from 'zod'
-import { defineRoute } from '../api/contract.js'
 import { ApiError } from '../api/problem.js'
 import type { MarketEntry } from '../market/market-index.js'
 import { createMarketNode, type MarketNode } from '../market/market-node.js'
+import { ReputationBook } from '../market/reputation-book.js'
+import type { WatchedLease } from '../market/outages.js'
+import { createHistoryJournal, type HistoryJournal, type JournalRental } from './history-service.js'
+import { marketListingsRoute, networkRoute } from './market-routes.js'
 import type { DaemonService, ServiceContext } from './service.js'
 
-export const NetworkInfoSchema = z.object({
-  peerId: z.string(),
-  networkId: z.string(),
-  addresses: z.array(z.string()).describe('multiaddrs others can dial (with /p2p/<peer id>)'),
-  connections: z.number().int().nonnegative(),
-  listings: z.object({
-    keys: z.number().int().nonnegative().describe('listing keys known locally'),
-    syncErrors: z.number().int().nonnegative(),
-    refused: z
-      .record(z.string(), z.number().int())
-      .describe('entries refused by the access controller, by reason'),
-  }),
-  presence: z.object({
-    published: z.number().int(),
-    accepted: z.number().int(),
-    rejected: z.number().int(),
-    ignored: z.number().int(),
-  }),
-})
+export {
+  MarketEntryViewSchema,
+  marketListingsRoute,
+  NetworkInfoSchema,
+  networkRoute,
+  ReputationViewSchema,
+} from './market-routes.js'
 
-export const networkRoute = defineRoute({
-  id: 'getNetwork',
-  method: 'GET',
-  path: '/api/network',
-  tag: 'network',
-  auth: 'token',
-  summary: 'The p2p side of this node: listen addresses, connections, listings replica and presence counters',
-  response: NetworkInfoSchema,
-})
-
-const MarketEntryViewSchema = z.object({
-  key: z.string(),
-  provider: z.string(),
-  deviceId: z.string(),
-  online: z.boolean(),
-  lastSeenAt: z.number().nullable(),
-  reputation: z.number().nullable(),
-  listing: z.unknown().describe('the signed Listing record'),
-})
-const int = z.coerce.number().int().min(0)
-
-export const marketListingsRoute = defineRoute({
-  id: 'listMarket',
-  method: 'GET',
-  path: '/api/market/listings',
-  tag: 'market',
-  auth: 'token',
-  summary: 'Query the local market index (listings joined with presence and reputation)',
-  query: z.strictObject({
-    arch: z.string().max(16).optional(),
-    minCpuCores: int.optional(),
-    minCpuScore: int.optional(),
-    minMemoryMb: int.optional(),
-    minDiskMb: int.optional(),
-    maxSatsPerHour: int.optional(),
-    minReputation: z.coerce.number().optional(),
-    presence: z.enum(['online', 'offline', 'any']).default('online'),
-    sort: z.enum(['price', 'cpuScore', 'memory', 'disk', 'reputation', 'newest']).default('price'),
-    order: z.enum(['asc', 'desc']).optional(),
-    limit: z.coerce.number().int().min(1).max(10_000).default(100),
-    key: z.string().max(200).optional(),
-  }),
-  response: z.object({
-    networkId: z.string(),
-    total: z.number().int(),
-    entries: z.array(MarketEntryViewSchema),
-  }),
-})
+/** Where the history journal finds the rentals it reports (set by the composition root). */
+export interface HistorySources {
+  providerRentals?(): readonly JournalRental[] | undefined
+  renterLeases(): readonly WatchedLease[]
+}
 
 /**
  * The market participant (libp2p + Helia + OrbitDB listings store + presence) as a daemon service, run by
- * every role. Listing changes are published as `listing.updated` events.
+ * every role. Listing changes are published as `listing.updated` events. It also computes reputation from
+ * the offers log and runs the history journal (daemon/history-service.ts) that feeds the log.
  */
 export function createMarketService(
   ctx: ServiceContext,
   /** libp2p services a role adds (the relay role's circuit-relay-v2 server) */
   extraServices?: Record<string, unknown>,
-): DaemonService & { node(): MarketNode | undefined } {
+): DaemonService & {
+  node(): MarketNode | undefined
+  setHistorySources(sources: HistorySources): void
+  journal: HistoryJournal
+} {
   let node: MarketNode | undefined
   let unwatch: (() => void) | undefined
+  let book: ReputationBook | undefined
+  let sources: HistorySources = { renterLeases: () => [] }
+  const journal = createHistoryJournal(ctx, {
+    market: () => node,
+    providerRentals: () => sources.providerRentals?.(),
+    renterLeases: () => sources.renterLeases(),
+  })
   const running = (): MarketNode => {
     if (node == null)
       throw new ApiError(503, 'ERR_MARKET_NOT_RUNNING', 'the market is not running yet; retry shortly')
@@ -93,6 +52,10 @@ export function createMarketService(
   return {
     name: 'market',
     node: () => node,
+    journal,
+    setHistorySources(next) {
+      sources = next
+    },
     async start(signal) {
       const started = await createMarketNode({
         dataDir: ctx.home,
@@ -114,9 +77,15 @@ export function createMarketService(
           status: listing.body.status,
         })
       })
+      book = new ReputationBook({ offers: started.offers, index: started.index })
+      await book.start()
+      await journal.start()
       ctx.log.info('market.listening', { addresses: started.addresses() })
     },
     async stop() {
+      await journal.stop()
+      book?.stop()
+      book = undefined
       unwatch?.()
       unwatch = undefined
       const stopping = node
@@ -124,6 +93,13 @@ export function createMarketService(
       await stopping?.stop()
     },
     registerRoutes(router) {
+      journal.registerRoutes(router)
+      const reputationView = (provider: string) => {
+        const r = book?.get(provider)
+        if (r === undefined) return null
+        const { provider: _provider, uptime, ...counts } = r
+        return { ...counts, uptime: uptime ?? null }
+      }
       router.route(marketListingsRoute, ({ query }) => {
         const n = running()
         const view = (e: MarketEntry) => ({
@@ -133,6 +109,7 @@ export function createMarketService(
           online: e.online,
           lastSeenAt: e.lastSeenAt ?? null,
           reputation: e.reputation ?? null,
+          reputationDetail: reputationView(e.provider),
           listing: e.listing,
         })
         if (query.key != null) {

@@ -1,5 +1,9 @@
 import { z } from 'zod'
 import type { Listing } from './records.js'
+import type { PresenceInterval } from './reputation.js'
+
+/** Presence intervals kept per provider (older ones are dropped first). */
+const MAX_PRESENCE_INTERVALS = 256
 
 /** One row of the market: a listing joined with its provider's presence and reputation. */
 export interface MarketEntry {
@@ -10,7 +14,7 @@ export interface MarketEntry {
   online: boolean
   /** unix ms of the provider's last valid presence beat, if any */
   lastSeenAt: number | undefined
-  /** reputation score of the provider (completed leases), if known */
+  /** reputation score of the provider (see market/reputation.ts), if known */
   reputation: number | undefined
 }
 
@@ -49,6 +53,8 @@ export interface MarketIndexOptions {
   offlineAfterMs: number
   now?: () => number
   reputation?: (provider: string) => number | undefined
+  /** how far back presence intervals are kept for uptime (default 7 days) */
+  presenceWindowMs?: number
 }
 
 const DEFAULT_ORDER: Record<(typeof SORT_FIELDS)[number], 'asc' | 'desc'> = {
@@ -87,10 +93,48 @@ export class MarketIndex {
   /** newest version per key, including unlisted ones (their version still blocks replays) */
   private readonly listings = new Map<string, Listing>()
   private readonly presence = new Map<string, Presence>()
+  private readonly presenceHistory = new Map<string, PresenceInterval[]>()
   private readonly now: () => number
+  private reputationOf: ((provider: string) => number | undefined) | undefined
+  /** when this index started hearing presence: uptime is only judged from here on */
+  readonly observingSince: number
 
   constructor(private readonly options: MarketIndexOptions) {
     this.now = options.now ?? Date.now
+    this.reputationOf = options.reputation
+    this.observingSince = this.now()
+  }
+
+  /** Replaces the reputation source (the market service computes it from the offers log). */
+  setReputation(reputation: (provider: string) => number | undefined): void {
+    this.reputationOf = reputation
+  }
+
+  /** Unix ms of the newest valid presence beat of `provider`, if any was heard. */
+  lastSeen(provider: string): number | undefined {
+    return this.presence.get(provider)?.at
+  }
+
+  /** When `provider` was seen online: each beat covers the `offlineAfterMs` after it, merged. */
+  presenceIntervals(provider: string): readonly PresenceInterval[] {
+    return this.presenceHistory.get(provider) ?? []
+  }
+
+  private recordPresence(provider: string, at: number): void {
+    const window = this.options.presenceWindowMs ?? 7 * 24 * 3_600_000
+    const intervals = this.presenceHistory.get(provider) ?? []
+    const last = intervals.at(-1)
+    const to = at + this.options.offlineAfterMs
+    if (last !== undefined && at >= last.from && at <= last.to) last.to = Math.max(last.to, to)
+    else if (last === undefined || at > last.to) intervals.push({ from: at, to })
+    else return // an older beat than the newest interval: already covered or too late to matter
+    const horizon = this.now() - window
+    while (
+      intervals.length > MAX_PRESENCE_INTERVALS ||
+      (intervals[0] !== undefined && intervals[0].to < horizon)
+    )
+      intervals.shift()
+    this.presenceHistory.set(provider, intervals)
   }
 
   /** Offers a validated listing; returns true when it became the newest version of its key. */
@@ -106,6 +150,7 @@ export class MarketIndex {
     const current = this.presence.get(provider)
     if (current != null && current.at > at) return
     this.presence.set(provider, { at, devices: devices == null ? undefined : new Set(devices) })
+    this.recordPresence(provider, at)
   }
 
   /** The newest version of a listing, whatever its status. */
@@ -165,7 +210,7 @@ export class MarketIndex {
       listing,
       online,
       lastSeenAt: seen?.at,
-      reputation: this.options.reputation?.(listing.signer),
+      reputation: this.reputationOf?.(listing.signer),
     }
   }
 }

@@ -9,14 +9,93 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { base58btc } from 'multiformats/bases/base58'
 import { CID } from 'multiformats/cid'
 import { sha256 } from 'multiformats/hashes/sha2'
-import { TIMEOUTS, offersDbName, offersEpoch, verifyAnyRecord, type SignedRecord } from '@rpib/protocol'
+import type { PrivateKey } from '@libp2p/interface'
+import {
+  SshAccessSchema,
+  TIMEOUTS,
+  TxidSchema,
+  BitcoinAddressSchema,
+  offersEpoch,
+  offersDbName,
+  signRecord,
+  textSchema,
+  verifyAnyRecord,
+  type HistoryBody,
+  type HistoryRecord,
+  type SignedRecord,
+} from '@rpib/protocol'
+import { z } from 'zod'
 import { RpibError } from '../errors.js'
 import type { Logger } from '../log.js'
+import { open, seal } from './seal.js'
 
 export const OFFERS_ACCESS_TYPE = 'rpib-offers'
 
-/** Record types that make up the public market history. */
-export const HISTORY_TYPES = new Set(['offer', 'lease', 'lease-extension', 'lease-end', 'refund'])
+/**
+ * Record types that make up the public market history: only `history` entries, whose private fields are
+ * sealed; the raw Offer/Lease/Refund records carry addresses and SSH access and never enter the log.
+ */
+export const HISTORY_TYPES = new Set(['history'])
+
+/** The fields of a history entry that only the counterparty may read (sealed to it). */
+export const PrivateHistoryFieldsSchema = z.strictObject({
+  invoiceAddress: BitcoinAddressSchema.optional(),
+  refundAddress: BitcoinAddressSchema.optional(),
+  txid: TxidSchema.optional(),
+  ssh: SshAccessSchema.optional(),
+  /** why a refund failed, in the provider's words */
+  detail: textSchema(300).optional(),
+})
+export type PrivateHistoryFields = z.infer<typeof PrivateHistoryFieldsSchema>
+
+/** Associated data of a sealed box: binds it to its signer, entry and recipient. */
+function sealContext(signer: string, body: Omit<HistoryBody, 'sealed'>, to: string): Uint8Array {
+  const parts = ['rpib/v1/history-seal', signer, body.kind, body.leaseId, String(body.seq ?? 0), to]
+  return new TextEncoder().encode(parts.join('\0'))
+}
+
+/** The counterparty of an entry: the renter for the provider's statements, the provider for outages. */
+export function counterpartyOf(body: Pick<HistoryBody, 'kind' | 'provider' | 'renter'>): string {
+  return body.kind === 'outage' ? body.provider : body.renter
+}
+
+/** The party an entry must be signed by: its provider, or the renter for an outage report. */
+export function speakerOf(body: Pick<HistoryBody, 'kind' | 'provider' | 'renter'>): string {
+  return body.kind === 'outage' ? body.renter : body.provider
+}
+
+/** Signs a history entry, sealing `privateFields` (if any) to the entry's counterparty. */
+export async function signHistory(
+  body: Omit<HistoryBody, 'sealed'>,
+  privateFields: PrivateHistoryFields | undefined,
+  privateKey: PrivateKey,
+  signer: string,
+  options: { now?: number } = {},
+): Promise<HistoryRecord> {
+  const fields = privateFields === undefined ? undefined : PrivateHistoryFieldsSchema.parse(privateFields)
+  const hasPrivate = fields !== undefined && Object.keys(fields).length > 0
+  const to = counterpartyOf(body)
+  const sealed = hasPrivate
+    ? seal(new TextEncoder().encode(JSON.stringify(fields)), to, sealContext(signer, body, to))
+    : undefined
+  return signRecord('history', { ...body, ...(sealed ? { sealed } : {}) }, privateKey, options)
+}
+
+/** Opens the sealed fields of an entry addressed to the holder of `privateKey`. */
+export function openHistory(record: HistoryRecord, privateKey: PrivateKey): PrivateHistoryFields {
+  const { sealed, ...body } = record.body
+  if (sealed === undefined) return {}
+  const bytes = open(sealed, privateKey, sealContext(record.signer, body, sealed.to))
+  let parsed: unknown
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(bytes))
+  } catch {
+    throw new RpibError('ERR_SEAL_OPEN', 'the sealed fields are not valid JSON')
+  }
+  const fields = PrivateHistoryFieldsSchema.safeParse(parsed)
+  if (!fields.success) throw new RpibError('ERR_SEAL_OPEN', 'the sealed fields do not match their schema')
+  return fields.data
+}
 
 /** The epochs kept: the current month and the `keep - 1` before it, newest first. */
 export function retainedEpochs(now: number, keep: number): string[] {
@@ -45,6 +124,13 @@ export async function checkHistoryPayload(payload: unknown, epoch: string): Prom
   if (!checked.ok) return { ok: false, detail: `${checked.error.code}: ${checked.error.message}` }
   if (!HISTORY_TYPES.has(checked.record.type))
     return { ok: false, detail: `${checked.record.type} is not history` }
+  const body = checked.record.body as HistoryBody
+  if (checked.record.signer !== speakerOf(body)) {
+    return { ok: false, detail: `a ${body.kind} entry must be signed by ${speakerOf(body)}` }
+  }
+  if (body.sealed !== undefined && body.sealed.to !== counterpartyOf(body)) {
+    return { ok: false, detail: 'private fields are sealed to someone other than the counterparty' }
+  }
   const { start, end } = epochBounds(epoch)
   const created = checked.record.createdAt
   // the skew allowance lets a record signed at the turn of the month land in either epoch
@@ -54,7 +140,8 @@ export async function checkHistoryPayload(payload: unknown, epoch: string): Prom
   return { ok: true, record: checked.record }
 }
 
-async function accessAddress(networkId: string, epoch: string): Promise<string> {
+/** The access-controller address of one epoch's log (part of the database address every node derives). */
+export async function offersAccessAddress(networkId: string, epoch: string): Promise<string> {
   const bytes = dagCbor.encode({ type: OFFERS_ACCESS_TYPE, networkId, epoch, v: 1 })
   const cid = CID.createV1(dagCbor.code, await sha256.digest(bytes))
   return `/${OFFERS_ACCESS_TYPE}/${cid.toString(base58btc)}`
@@ -82,7 +169,14 @@ export class OffersLog {
   private timer: NodeJS.Timeout | undefined
   private readonly now: () => number
   private refusedCount = 0
+  private syncErrorCount = 0
+  /** OrbitDB reports a refused chain as a sync error: counted, never thrown */
+  private readonly onSyncError = (err: unknown): void => {
+    this.syncErrorCount++
+    this.options.log('offers sync error: %s', err instanceof Error ? err.message : String(err))
+  }
   private rotating: Promise<void> = Promise.resolve()
+  private readonly watchers = new Set<(record: HistoryRecord) => void>()
 
   constructor(private readonly options: OffersLogOptions) {
     this.now = options.now ?? Date.now
@@ -106,7 +200,10 @@ export class OffersLog {
   async stop(): Promise<void> {
     clearInterval(this.timer)
     await this.rotating
-    for (const db of this.dbs.values()) await db.close()
+    for (const db of this.dbs.values()) {
+      db.events.off('error', this.onSyncError)
+      await db.close()
+    }
     this.dbs.clear()
   }
 
@@ -117,6 +214,22 @@ export class OffersLog {
 
   get refused(): number {
     return this.refusedCount
+  }
+
+  /** Sync errors OrbitDB reported (each refused chain is one). */
+  get syncErrors(): number {
+    return this.syncErrorCount
+  }
+
+  /** Calls `listener` with every valid record appended here or replicated from peers; returns unwatch. */
+  watch(listener: (record: HistoryRecord) => void): () => void {
+    this.watchers.add(listener)
+    return () => this.watchers.delete(listener)
+  }
+
+  private emit(record: SignedRecord): void {
+    this.options.onRecord?.(record)
+    for (const watcher of this.watchers) watcher(record as HistoryRecord)
   }
 
   /** Appends a signed history record to the log of the epoch it was created in. */
@@ -134,18 +247,18 @@ export class OffersLog {
     const check = await checkHistoryPayload({ op: 'ADD', value: { record: bytes } }, epoch)
     if (!check.ok) throw new RpibError('ERR_HISTORY_INVALID', `record refused: ${check.detail}`)
     await db.add({ record: bytes })
-    this.options.onRecord?.(check.record)
+    this.emit(check.record)
     return check.record
   }
 
   /** Every valid record of one epoch (validated again on the way out). */
-  async records(epoch: string): Promise<SignedRecord[]> {
+  async records(epoch: string): Promise<HistoryRecord[]> {
     const db = this.dbs.get(epoch)
     if (db == null) return []
-    const out: SignedRecord[] = []
+    const out: HistoryRecord[] = []
     for await (const entry of db.log.iterator()) {
       const check = await checkHistoryPayload(entry.payload, epoch)
-      if (check.ok) out.push(check.record)
+      if (check.ok) out.push(check.record as HistoryRecord)
     }
     return out
   }
@@ -159,6 +272,7 @@ export class OffersLog {
     for (const [epoch, db] of this.dbs) {
       if (keep.includes(epoch)) continue
       this.dbs.delete(epoch)
+      db.events.off('error', this.onSyncError)
       await db.drop()
       await db.close()
       this.options.log('dropped offers epoch %s (retention %d months)', epoch, this.options.keepEpochs)
@@ -166,7 +280,7 @@ export class OffersLog {
   }
 
   private async open(epoch: string): Promise<EventsDatabase> {
-    const address = await accessAddress(this.options.networkId, epoch)
+    const address = await offersAccessAddress(this.options.networkId, epoch)
     const AccessController: AccessControllerFactory = async () => ({
       type: OFFERS_ACCESS_TYPE,
       address,
@@ -178,13 +292,15 @@ export class OffersLog {
           this.options.log('refused offers entry in %s: %s', epoch, check.detail)
           return false
         }
-        if (typeof entry.hash === 'string') this.options.onRecord?.(check.record)
+        if (typeof entry.hash === 'string') this.emit(check.record)
         return true
       },
     })
-    return (await this.options.orbitdb.open(offersDbName(this.options.networkId, epoch), {
+    const db = (await this.options.orbitdb.open(offersDbName(this.options.networkId, epoch), {
       Database: Events(),
       AccessController,
     })) as EventsDatabase
+    db.events.on('error', this.onSyncError)
+    return db
   }
 }

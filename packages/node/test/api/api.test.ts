@@ -298,6 +298,7 @@ describe('local API', () => {
       '/api/events',
       '/api/health',
       '/api/market/listings',
+      '/api/market/outages',
       '/api/network',
       '/api/node',
       '/api/test/fail',

@@ -5,23 +5,37 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { encodeRecord, offersEpoch, signRecord } from '@rpib/protocol'
 import { RpibError } from '../../src/errors.js'
 import { logger } from '../../src/log.js'
 import { createMarketNode, type MarketNode } from '../../src/market/market-node.js'
-import { OffersLog, retainedEpochs } from '../../src/market/offers-log.js'
+import { OffersLog, retainedEpochs, signHistory } from '../../src/market/offers-log.js'
+import { ReputationBook } from '../../src/market/reputation-book.js'
 import { randomSandboxNetworkId } from '../../src/p2p/network-id.js'
 import { loopbackP2p, sampleListing, waitFor } from './fixtures.js'
 
-async function leaseEnd(key: Ed25519PrivateKey, now = Date.now()): Promise<Uint8Array> {
-  const body = {
-    leaseId: 'ab'.repeat(32),
-    reason: 'expired' as const,
-    endedAt: now,
-    servedSeconds: 3600,
-    refundDueSats: 0,
-  }
-  return encodeRecord(await signRecord('lease-end', body, key, { now }))
+const LEASE_ID = 'ab'.repeat(32)
+
+async function leaseEnd(key: Ed25519PrivateKey, now = Date.now(), renter?: string): Promise<Uint8Array> {
+  const provider = peerIdFromPrivateKey(key).toString()
+  const record = await signHistory(
+    {
+      kind: 'lease-end',
+      leaseId: LEASE_ID,
+      listingKey: `${provider}/pi-rep`,
+      provider,
+      renter: renter ?? provider,
+      reason: 'expired',
+      endsAt: now,
+      amountSats: 0,
+    },
+    undefined,
+    key,
+    provider,
+    { now },
+  )
+  return encodeRecord(record)
 }
 
 test('retention keeps the current month and the ones before it', () => {
@@ -58,11 +72,17 @@ describe('offers log (signed market history, one OrbitDB log per month)', { time
     await a.publishListing(sampleListing('pi-rep'))
     const epoch = offersEpoch(Date.now())
     assert.equal(a.offers.epochs()[0], epoch)
-    await a.offers.append(await leaseEnd(providerKey))
-    const mine = await a.offers.records(epoch)
-    assert.equal(mine.length, 1)
-    assert.equal(mine[0]!.type, 'lease-end')
-    assert.equal(a.show(`${a.peerId}/pi-rep`)?.reputation, 1)
+    const book = new ReputationBook({ offers: a.offers, index: a.index })
+    await book.start()
+    try {
+      await a.offers.append(await leaseEnd(providerKey))
+      const mine = await a.offers.records(epoch)
+      assert.equal(mine.length, 1)
+      assert.equal(mine[0]!.body.kind, 'lease-end')
+      assert.equal(a.show(`${a.peerId}/pi-rep`)?.reputation, 1)
+    } finally {
+      book.stop()
+    }
     const theirs = await waitFor('record replicated to b', async () => {
       const records = await b.offers.records(epoch)
       return records.length === 1 ? records : undefined
@@ -78,6 +98,17 @@ describe('offers log (signed market history, one OrbitDB log per month)', { time
     await assert.rejects(
       a.offers.append(listing),
       (e: unknown) => e instanceof RpibError && e.code === 'ERR_HISTORY_INVALID',
+    )
+    const plainLeaseEnd = encodeRecord(
+      await signRecord(
+        'lease-end',
+        { leaseId: LEASE_ID, reason: 'expired', endedAt: Date.now(), servedSeconds: 60, refundDueSats: 0 },
+        stranger,
+      ),
+    )
+    await assert.rejects(
+      a.offers.append(plainLeaseEnd),
+      (e: unknown) => e instanceof RpibError && /not history/.test(e.message),
     )
     const tampered = new Uint8Array(await leaseEnd(stranger))
     tampered[tampered.length - 5]! ^= 1
