@@ -23,6 +23,7 @@ import {
   type BitcoinNetwork,
   type Lease,
   type LeaseEnd,
+  type LeaseExtension,
   type LeaseStatus,
   type Listing,
   type Offer,
@@ -80,6 +81,15 @@ export interface RentalNegotiatorOptions {
   onOffer?(offer: ProviderOffer): Promise<void> | void
   /** Where a rental stands (the lease manager's view); undefined for an unknown offer. */
   status?(offerId: string): RentalStatus | undefined
+  /**
+   * Offers `addSeconds` more for an active lease at `priceSats` (the listing's price for that time): the
+   * lease manager makes the invoice and answers with the signed LeaseExtension. Throws RpibError.
+   */
+  extend?(offerId: string, addSeconds: number, priceSats: number): Promise<LeaseExtension>
+  /** Ends the rental now and answers with its signed LeaseEnd. Throws RpibError. */
+  cancel?(offerId: string): Promise<LeaseEnd>
+  /** Publishes a port of the lease container; ERR_NOT_SUPPORTED when absent. */
+  expose?(offerId: string, port: number, renter: string): Promise<{ urls: string[] }>
   now?: () => number
   logger?: Logger
 }
@@ -171,6 +181,48 @@ export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNeg
     return made
   }
 
+  /** The ops on an existing offer; only the renter it was made for may use them. */
+  async function answerAboutOffer(
+    remotePeer: string,
+    message: Exclude<RentRpcRequest, { op: 'rent' }>,
+  ): Promise<RentRpcResponse> {
+    const found = opts.status?.(message.offerId)
+    // an offer is nobody else's business: strangers get the same answer as for an unknown offer
+    if (found === undefined || found.renter !== remotePeer) {
+      return refuse('ERR_RENT_UNKNOWN_OFFER', `no rental of offer ${message.offerId} for this peer`)
+    }
+    switch (message.op) {
+      case 'status': {
+        const { renter: _renter, ...status } = found
+        return { ok: true, ...status }
+      }
+      case 'extend': {
+        if (opts.extend === undefined)
+          return refuse('ERR_NOT_SUPPORTED', 'this provider does not extend leases')
+        const listing = found.lease === undefined ? undefined : listingOf(found.lease.body.listingKey)
+        if (listing === undefined) {
+          return refuse('ERR_EXTEND_NOT_ACTIVE', 'only an active lease of a listed device can be extended')
+        }
+        const price = priceSats(listing.body.satsPerHour, message.addSeconds, secondsPerHour)
+        return { ok: true, extension: await opts.extend(message.offerId, message.addSeconds, price) }
+      }
+      case 'cancel':
+        if (opts.cancel === undefined)
+          return refuse('ERR_NOT_SUPPORTED', 'this provider does not cancel leases')
+        return { ok: true, cancelled: await opts.cancel(message.offerId) }
+      case 'expose':
+        if (opts.expose === undefined) {
+          return refuse('ERR_NOT_SUPPORTED', 'this provider does not expose ports; use ssh -L instead')
+        }
+        return { ok: true, ...(await opts.expose(message.offerId, message.port, remotePeer)) }
+    }
+  }
+
+  function listingOf(key: string): Listing | undefined {
+    const parsed = parseListingKey(key)
+    return parsed?.providerPeerId === self ? opts.listing(parsed.deviceId) : undefined
+  }
+
   async function onStream(stream: Stream, connection: Connection): Promise<void> {
     open.add(stream)
     const frames = rpcFrames(stream)
@@ -178,17 +230,10 @@ export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNeg
     try {
       const message = await frames.read(RentRpcRequestSchema)
       const remotePeer = connection.remotePeer.toString()
-      if (message.op === 'rent') {
-        response = { ok: true, offer: (await answer(remotePeer, message.request)).offer }
-      } else {
-        const found = opts.status?.(message.offerId)
-        // an offer is nobody else's business: strangers get the same answer as for an unknown offer
-        if (found === undefined || found.renter !== remotePeer) {
-          return refuse('ERR_RENT_UNKNOWN_OFFER', `no rental of offer ${message.offerId} for this peer`)
-        }
-        const { renter: _renter, ...status } = found
-        response = { ok: true, ...status }
-      }
+      response =
+        message.op === 'rent'
+          ? { ok: true, offer: (await answer(remotePeer, message.request)).offer }
+          : await answerAboutOffer(remotePeer, message)
     } catch (err) {
       const code = err instanceof RpibError ? err.code : 'ERR_PROVIDER_INTERNAL'
       const message =
@@ -337,6 +382,9 @@ export async function fetchRentalStatus(o: {
  * Polls the provider until the lease is active (returns it) or the rental ended without one (throws
  * ERR_LEASE_ENDED with the reason). Bounded by `signal` and `timeoutMs` (default: the provision timeout).
  */
+/** Failures of the exchange itself (no answer, a broken stream), as opposed to what the provider said. */
+const TRANSPORT_ERRORS = new Set(['ERR_RPC_TIMEOUT', 'ERR_RPC_MALFORMED'])
+
 export async function waitForLease(o: {
   libp2p: Pick<Libp2p, 'dialProtocol'>
   offer: Offer
@@ -350,10 +398,18 @@ export async function waitForLease(o: {
     ...(o.signal ? [o.signal] : []),
   ])
   for (;;) {
-    const view = await fetchRentalStatus({ libp2p: o.libp2p, offer: o.offer, signal })
-    o.onStatus?.(view)
-    if (view.lease !== undefined && view.status === 'active') return view.lease
-    if (view.status === 'ended') {
+    let view: RenterLeaseView | undefined
+    try {
+      view = await fetchRentalStatus({ libp2p: o.libp2p, offer: o.offer, signal })
+    } catch (err) {
+      // a provider that cannot be reached or drops the stream (restarting, briefly offline) is waited for;
+      // a refusal or an answer that does not check out is not
+      const transport = !(err instanceof RpibError) || TRANSPORT_ERRORS.has(err.code)
+      if (signal.aborted || !transport) throw err
+    }
+    if (view !== undefined) o.onStatus?.(view)
+    if (view?.lease !== undefined && view.status === 'active') return view.lease
+    if (view?.status === 'ended') {
       throw new RpibError(
         'ERR_LEASE_ENDED',
         `the rental ended without an active lease (${view.end?.body.reason ?? 'offer lapsed'})`,
@@ -365,4 +421,81 @@ export async function waitForLease(o: {
       throw new RpibError('ERR_LEASE_TIMEOUT', 'gave up waiting for the lease', { cause: err })
     }
   }
+}
+
+/**
+ * The most an extension of `addSeconds` may cost: the paid offer's rate, rounded up. The listing price for
+ * addSeconds is never above this, since the offer's own price was already rounded up.
+ */
+export function maxExtensionSats(offer: Offer, addSeconds: number): number {
+  const { priceSats: paid, durationSeconds } = offer.body
+  return Number((BigInt(paid) * BigInt(addSeconds) + BigInt(durationSeconds) - 1n) / BigInt(durationSeconds))
+}
+
+/**
+ * Renter side of `extend`: asks the provider of `offer` for `addSeconds` more and checks the signed
+ * LeaseExtension it answers with (its signer, lease, duration, network, and a price no higher than the
+ * offer's rate). Throws RpibError with the provider's code, or ERR_EXTENSION_INVALID.
+ */
+export async function requestExtension(o: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  offer: Offer
+  addSeconds: number
+  signal?: AbortSignal
+  now?: () => number
+}): Promise<LeaseExtension> {
+  const offerId = recordId(o.offer)
+  const response = await call(
+    o.libp2p,
+    o.offer.signer,
+    { op: 'extend', offerId, addSeconds: o.addSeconds },
+    o.signal,
+  )
+  const invalid = (why: string): never => {
+    throw new RpibError('ERR_EXTENSION_INVALID', `the provider's lease extension ${why}`)
+  }
+  if (!('extension' in response)) return invalid('is missing from its answer')
+  const verified = await verifyRecord('lease-extension', response.extension, { now: (o.now ?? Date.now)() })
+  if (!verified.ok) return invalid(`is invalid: ${verified.error.message}`)
+  const ext = verified.record
+  if (ext.signer !== o.offer.signer) return invalid('is signed by another peer')
+  if (ext.body.leaseId !== offerId) return invalid('is for another lease')
+  if (ext.body.addSeconds !== o.addSeconds) return invalid('is for another duration')
+  if (ext.body.invoice.network !== o.offer.body.invoice.network) return invalid('is on another network')
+  const max = maxExtensionSats(o.offer, o.addSeconds)
+  if (ext.body.priceSats > max) return invalid(`costs ${ext.body.priceSats} sats, above the ${max} agreed`)
+  return ext
+}
+
+/** Renter side of `cancel`: the provider ends the rental now; returns its verified LeaseEnd. */
+export async function cancelRental(o: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  offer: Offer
+  signal?: AbortSignal
+  now?: () => number
+}): Promise<LeaseEnd> {
+  const offerId = recordId(o.offer)
+  const response = await call(o.libp2p, o.offer.signer, { op: 'cancel', offerId }, o.signal)
+  if (!('cancelled' in response)) throw new RpibError('ERR_LEASE_INVALID', 'the provider did not confirm')
+  const end = await verifyRecord('lease-end', response.cancelled, {
+    now: (o.now ?? Date.now)(),
+    ignoreExpiry: true,
+  })
+  if (!end.ok || end.record.signer !== o.offer.signer || end.record.body.leaseId !== offerId) {
+    throw new RpibError('ERR_LEASE_INVALID', "the provider's lease end does not check out")
+  }
+  return end.record
+}
+
+/** Renter side of `expose`: asks the provider to publish `port` of the lease; returns its public URLs. */
+export async function requestExpose(o: {
+  libp2p: Pick<Libp2p, 'dialProtocol'>
+  offer: Offer
+  port: number
+  signal?: AbortSignal
+}): Promise<{ urls: string[] }> {
+  const offerId = recordId(o.offer)
+  const response = await call(o.libp2p, o.offer.signer, { op: 'expose', offerId, port: o.port }, o.signal)
+  if (!('urls' in response)) throw new RpibError('ERR_EXPOSE_INVALID', 'the provider answered without URLs')
+  return { urls: response.urls }
 }
