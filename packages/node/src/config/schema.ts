@@ -102,9 +102,34 @@ export const ProviderDeviceSchema = z.strictObject({
     .prefault({}),
 })
 
+/** A jump relay the provider holds a reverse tunnel on (renters reach it through the relay). */
+export const ProviderRelaySchema = z.strictObject({
+  /** the relay's SSH jump server, `host:port` */
+  ssh: z.string().regex(/^(?:[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]{2,45}\]):[0-9]{1,5}$/, 'must be host:port'),
+  /** pin the relay's host key (`SHA256:…`, from `rpib relay` or GET /api/relay); recommended */
+  hostKeyFingerprint: z
+    .string()
+    .regex(/^SHA256:[A-Za-z0-9+/]{43}$/, 'must be SHA256:<43 base64 characters>')
+    .optional(),
+  /** the relay's HTTP ingress port, when it serves leases' websites */
+  httpPort: z.number().int().min(1).max(65535).optional(),
+  /** DNS name whose subdomains point at the relay (site URLs); defaults to the ssh host */
+  httpDomain: z
+    .string()
+    .regex(/^[A-Za-z0-9.-]{1,200}$/)
+    .optional(),
+  /** the relay's libp2p address (`…/p2p/<id>/p2p-circuit`), listed so renters can dial through it */
+  multiaddr: z
+    .string()
+    .regex(/^\/[\x21-\x7e]{1,250}$/, 'must be a multiaddr')
+    .optional(),
+})
+
 export const ProviderConfigSchema = z
   .strictObject({
     devices: z.array(ProviderDeviceSchema).max(16).default([]),
+    /** relays to hold reverse SSH tunnels on (up to two at a time, the rest are spares) */
+    relays: z.array(ProviderRelaySchema).max(8).default([]),
     /** embedded SSH server port on 127.0.0.1 (renters arrive over libp2p or relays); 0 picks one */
     sshPort: z.number().int().min(0).max(65535).default(0),
     /** Docker network the lease containers sit on */
