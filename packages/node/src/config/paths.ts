@@ -21,13 +21,16 @@ export async function ensurePrivateDir(dir: string): Promise<string> {
   return dir
 }
 
+let tempCounter = 0
+
 /**
  * Writes a file atomically (temp file + rename) with mode 0600, so a crash never leaves a
  * half-written secret and no other user can read it.
  */
 export async function writePrivateFile(path: string, data: string | Uint8Array): Promise<void> {
   await ensurePrivateDir(dirname(path))
-  const tmp = `${path}.${process.pid}.tmp`
+  // one temp file per write: two overlapping writes of the same file must not rename each other's
+  const tmp = `${path}.${process.pid}.${++tempCounter}.tmp`
   await writeFile(tmp, data, { mode: 0o600 })
   await chmod(tmp, 0o600)
   await rename(tmp, path)

@@ -14,7 +14,8 @@ export interface ProviderRental {
   state: LeaseState
   lease?: Lease
   end?: LeaseEnd
-  refunds: { txid: string; amountSats: number; at: number }[]
+  /** `reason`: 'lease-end' (what the LeaseEnd owes), 'outage' (down time mid-lease) or 'paid-late'. */
+  refunds: { txid: string; amountSats: number; at: number; reason?: string }[]
   /** Why a refund that was due could not be made (shown to the owner and kept for the public log). */
   refundError?: string
 }
@@ -22,12 +23,29 @@ export interface ProviderRental {
 export interface RentalStore {
   load(): Promise<ProviderRental[]>
   save(rentals: readonly ProviderRental[]): Promise<void>
+  /** When the provider was last known to be serving (unix ms), to measure an outage after a crash. */
+  lastAlive?(): Promise<number | undefined>
+  markAlive?(at: number): Promise<void>
 }
 
 /** Rentals in one JSON file (`<dir>/rentals.json`, mode 0600), rewritten atomically on every change. */
 export function createRentalFileStore(dir: string): RentalStore {
   const path = join(dir, 'rentals.json')
+  // a separate tiny file, so marking presence every few seconds never rewrites the rentals
+  const alivePath = join(dir, 'alive')
   return {
+    async lastAlive() {
+      try {
+        const at = Number.parseInt(await readFile(alivePath, 'utf8'), 10)
+        return Number.isSafeInteger(at) && at > 0 ? at : undefined
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+        throw err
+      }
+    },
+    async markAlive(at) {
+      await writePrivateFile(alivePath, `${at}\n`)
+    },
     async load() {
       let text: string
       try {
