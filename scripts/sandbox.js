@@ -186,7 +186,16 @@ try {
   })
   start('relay daemon', relayHome, daemonArgs(['--relay']))
   const relayNet = await waitFor('the relay daemon', () => api(relayHome, '/api/network'), 120_000)
+  const relayInfo = await waitFor('the relay service', () => api(relayHome, '/api/relay'), 60_000)
   const bootstrap = relayNet.addresses.find((a) => a.startsWith('/ip4/127.0.0.1'))
+  // providers hold reverse SSH tunnels on it and name it in their listings; sites are <name>.localhost
+  const relay = {
+    ssh: `127.0.0.1:${relayPorts.ssh}`,
+    hostKeyFingerprint: relayInfo.ssh.hostKeyFingerprint,
+    httpPort: relayPorts.http,
+    httpDomain: 'localhost',
+    ...(bootstrap ? { multiaddr: `${bootstrap}/p2p-circuit` } : {}),
+  }
   const joinMarket = bootstrap ? ['--bootstrap', bootstrap] : []
 
   // wallets exist before the daemons start, so their payments services open them
@@ -225,6 +234,7 @@ try {
         ...leaseClock,
         dockerNetwork: o.dockerNetwork,
         devices: [device],
+        relays: [relay],
       },
     })
     start(`owner ${o.key} daemon`, o.home, daemonArgs(['--provider', ...joinMarket]))
@@ -268,6 +278,7 @@ ${
   ${r('leases')}
   ${r('ssh <lease> -- uname -a')}          (the lease id printed by rent)
   ${r('lease extend <lease> --hours 1')}
+  ${r('lease expose <lease> 80')}            (after starting a web server on port 80 in the lease)
   ${r(`rent ${listings[0]} --hours 2 --replicas 2 --distinct-owners`)}
 `
     : ''

@@ -15,6 +15,7 @@ import { createRenterService } from './daemon/renter-service.js'
 import type { ComposeServices, DaemonService, ServiceContext, ServiceState } from './daemon/service.js'
 import { removeDaemonState, writeDaemonState } from './daemon/state-file.js'
 import { RpibError } from './errors.js'
+import type { ProviderRental } from './rentals/rental-store.js'
 
 export type { DaemonService, ServiceContext, ComposeServices } from './daemon/service.js'
 
@@ -38,15 +39,20 @@ export const composeServices: ComposeServices = async (ctx) => {
   }
   const market = createMarketService(ctx, extraServices)
   const payments = createPaymentsService(ctx)
-  const services: DaemonService[] = [
-    market,
-    payments,
-    createRenterService(ctx, { market: market.node, wallet: payments.wallet }),
-  ]
+  const renter = createRenterService(ctx, { market: market.node, wallet: payments.wallet })
+  const services: DaemonService[] = [market, payments, renter]
+  let provider: { leases(): { list(): ProviderRental[] } | undefined } | undefined
   if (ctx.config.roles.provider) {
     const { createProviderService } = await import('./daemon/provider-service.js')
-    services.push(createProviderService(ctx, { market: market.node, invoices: payments.invoices }))
+    const service = createProviderService(ctx, { market: market.node, invoices: payments.invoices })
+    provider = service
+    services.push(service)
   }
+  // the market's history journal: the provider's rentals and the renter's outages go into the offers log
+  market.setHistorySources({
+    providerRentals: () => provider?.leases()?.list(),
+    renterLeases: () => renter.heldLeases(),
+  })
   if (ctx.config.roles.relay) services.push(createRelayService(ctx))
   return services
 }
@@ -124,7 +130,10 @@ export function createDaemon(opts: DaemonOptions, deps: DaemonDeps = {}): Daemon
     startedAt: startedAt.toISOString(),
     uptimeSeconds: Math.floor((Date.now() - startedAt.getTime()) / 1000),
     apiUrl: api?.url ?? '',
-    services: services.map((s) => ({ name: s.name, state: states.get(s.name) ?? 'stopped' })),
+    services: services.map((s) => {
+      const note = s.note?.()
+      return { name: s.name, state: states.get(s.name) ?? 'stopped', ...(note != null ? { note } : {}) }
+    }),
   })
 
   async function stopServices(): Promise<void> {

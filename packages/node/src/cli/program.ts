@@ -21,11 +21,13 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
     load: async () => (await import('./daemon.js')).registerDaemon,
   },
   {
-    commands: ['relay', 'tunnel', 'proxy', 'ssh', 'ssh-config'],
+    commands: ['relay', 'tunnel', 'ssh', 'ssh-config'],
     load: async () => (await import('./relay.js')).registerRelay,
   },
+  { commands: ['proxy'], load: async () => (await import('./proxy.js')).registerProxy },
   { commands: ['market'], load: async () => (await import('./market.js')).registerMarket },
   { commands: ['rent', 'leases'], load: async () => (await import('./rent.js')).registerRent },
+  { commands: ['lease'], load: async () => (await import('./lease.js')).registerLease },
 ]
 
 /** The top-level command named on the command line, if any (skipping global options). */

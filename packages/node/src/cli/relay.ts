@@ -10,6 +10,7 @@ import { ensurePrivateDir, writePrivateFile } from '../config/paths.js'
 import { RpibError, UsageError } from '../errors.js'
 import { logger } from '../log.js'
 import { tunnelName } from '../relay/names.js'
+import { fingerprintOfBlob } from '../relay/ssh-keys.js'
 import { checkAlias, hostBlock, knownHostsLine, parseHostKeySpec, shellQuote } from '../tunnel/openssh.js'
 import type { RelayEndpoint, TunnelForward } from '../tunnel/reverse-tunnel.js'
 import { emit, globalOptions } from './output.js'
@@ -70,6 +71,88 @@ function untilSignal(): Promise<string> {
 
 function printLine(json: boolean, data: Record<string, unknown>, human: string): void {
   process.stdout.write((json ? JSON.stringify(data) : human) + '\n')
+}
+
+/**
+ * Where `rpib ssh` connects: the explicit --peer/--host-key/--user, or (without --peer) the lease named by
+ * the first argument, looked up in the renter daemon (its SSH user, libp2p endpoint and pinned host key).
+ * Removes the lease argument from `command`.
+ */
+/** Where `rpib ssh` goes: a lease of this node (through its daemon) or a provider named with --peer. */
+type SshTarget =
+  | { kind: 'lease'; offerId: string; user: string; fingerprint: string; hostKey?: string; peer?: string }
+  | { kind: 'peer'; peer: string; hostKey: string; user: string }
+
+async function sshTarget(
+  home: string,
+  command: string[],
+  opts: { peer?: string; hostKey?: string; user?: string },
+): Promise<SshTarget> {
+  if (opts.peer != null) {
+    if (opts.hostKey == null || opts.user == null) throw new UsageError('--peer needs --host-key and --user')
+    return { kind: 'peer', peer: opts.peer, hostKey: opts.hostKey, user: opts.user }
+  }
+  if (opts.hostKey != null || opts.user != null) throw new UsageError('--host-key and --user go with --peer')
+  const lease = command.shift()
+  if (lease == null) throw new UsageError('name the lease (rpib ssh <lease> [command…]) or give --peer')
+  const [{ connectToDaemon }, { resolveLease }, { getRentalRoute }] = await Promise.all([
+    import('./client.js'),
+    import('./lease.js'),
+    import('../daemon/renter-routes.js'),
+  ])
+  const { client } = await connectToDaemon(home)
+  const offerId = await resolveLease(client, lease)
+  const r = await client.call(getRentalRoute, { params: { offerId } })
+  if (r.end != null || r.status === 'ended') {
+    throw new RpibError('ERR_LEASE_ENDED', `lease ${lease} has ended (${r.endReason ?? 'ended'}); rent again`)
+  }
+  if (r.ssh == null)
+    throw new RpibError('ERR_LEASE_NOT_ACTIVE', `lease ${lease} is not active yet (${r.status})`)
+  const peer = r.ssh.endpoints.find((e) => e.startsWith('/'))
+  return {
+    kind: 'lease',
+    offerId,
+    user: r.ssh.user,
+    fingerprint: r.ssh.hostKeyFingerprint,
+    ...(r.ssh.hostPublicKey != null ? { hostKey: r.ssh.hostPublicKey } : {}),
+    ...(peer != null ? { peer } : {}),
+  }
+}
+
+/**
+ * The `ssh-ed25519 AAAA…` line to pin: given in full (checked against the fingerprint when there is one),
+ * or learnt over one handshake with the provider and checked against the fingerprint.
+ */
+async function pinnedHostKey(
+  hostKey: string | undefined,
+  fingerprint: string | undefined,
+  peer?: string,
+): Promise<string> {
+  if (hostKey != null) {
+    const spec = parseHostKeySpec(hostKey)
+    if (spec.kind === 'key') {
+      if (fingerprint != null) {
+        const actual = fingerprintOfBlob(Buffer.from(spec.line.split(' ')[1] ?? '', 'base64'))
+        if (actual !== fingerprint) {
+          throw new RpibError(
+            'ERR_HOST_KEY_MISMATCH',
+            `the lease's host key ${actual} does not match its fingerprint ${fingerprint}: refusing to connect`,
+          )
+        }
+      }
+      return spec.line
+    }
+    fingerprint = spec.fingerprint
+  }
+  if (fingerprint == null || peer == null)
+    throw new RpibError('ERR_HOST_KEY', 'no host key to pin and no libp2p endpoint to learn it from')
+  const { createRenterNode, parsePeerMultiaddr, probeHostKey } = await proxyModule()
+  const node = await createRenterNode()
+  try {
+    return await probeHostKey(node, parsePeerMultiaddr(peer), fingerprint)
+  } finally {
+    await node.stop()
+  }
 }
 
 export function registerRelay(program: Command): void {
@@ -281,57 +364,51 @@ export function registerRelay(program: Command): void {
     )
 
   program
-    .command('proxy')
-    .description('OpenSSH ProxyCommand: pipe stdin/stdout to a provider over libp2p (/rpib/ssh/1.0.0)')
-    .argument('<multiaddr>', 'provider address, e.g. /ip4/…/tcp/4001/p2p/<relay>/p2p-circuit/p2p/<provider>')
-    .action(async (target: string) => {
-      const { parsePeerMultiaddr, runProxy } = await proxyModule()
-      const peer = parsePeerMultiaddr(target)
-      await runProxy({ peer, stdin: process.stdin, stdout: process.stdout })
-    })
-
-  program
     .command('ssh')
-    .description("run OpenSSH to a provider over libp2p, pinning the provider's host key")
-    .requiredOption('--peer <multiaddr>', 'provider address (direct or /p2p-circuit)')
-    .requiredOption('--host-key <key>', 'provider host key: "ssh-ed25519 AAAA…" or its SHA256:… fingerprint')
-    .requiredOption('--user <name>', 'user name (the lease id)')
+    .description(
+      "run OpenSSH to a lease (rpib ssh <lease> [command…]) or to a provider given explicitly with --peer, pinning the provider's host key",
+    )
+    .option('--peer <multiaddr>', 'provider address (direct or /p2p-circuit); then --host-key and --user')
+    .option('--host-key <key>', 'provider host key: "ssh-ed25519 AAAA…" or its SHA256:… fingerprint')
+    .option('--user <name>', 'user name (the lease id)')
     .option('-i, --identity <file>', 'private key file for the login')
-    .argument('[command...]', 'command to run instead of a shell')
+    .argument('[lease-and-command...]', 'without --peer: the lease id or prefix, then the command to run')
     .action(
       async (
         command: string[],
-        opts: { peer: string; hostKey: string; user: string; identity?: string },
+        opts: { peer?: string; hostKey?: string; user?: string; identity?: string },
         cmd: Command,
       ) => {
         const { home } = globalOptions(cmd)
-        const { createRenterNode, parsePeerMultiaddr, probeHostKey } = await proxyModule()
-        const peer = parsePeerMultiaddr(opts.peer)
-        const spec = parseHostKeySpec(opts.hostKey)
+        const target = await sshTarget(home, command, opts)
         let keyLine: string
-        if (spec.kind === 'key') keyLine = spec.line
-        else {
-          const node = await createRenterNode()
-          try {
-            keyLine = await probeHostKey(node, peer, spec.fingerprint)
-          } finally {
-            await node.stop()
-          }
+        let alias: string
+        let proxyTarget: string
+        if (target.kind === 'lease') {
+          keyLine = await pinnedHostKey(target.hostKey, target.fingerprint, target.peer)
+          alias = checkAlias(`rpib-${target.offerId.slice(0, 12)}`)
+          // through the daemon, which already holds a connection to the provider
+          proxyTarget = target.offerId
+        } else {
+          const { parsePeerMultiaddr } = await proxyModule()
+          const peer = parsePeerMultiaddr(target.peer)
+          keyLine = await pinnedHostKey(target.hostKey, undefined, target.peer)
+          alias = checkAlias(
+            `rpib-${
+              peer
+                .getComponents()
+                .findLast((c) => c.name === 'p2p')
+                ?.value?.toLowerCase() ?? 'peer'
+            }`,
+          )
+          proxyTarget = peer.toString()
         }
-        const alias = checkAlias(
-          `rpib-${
-            peer
-              .getComponents()
-              .findLast((c) => c.name === 'p2p')
-              ?.value?.toLowerCase() ?? 'peer'
-          }`,
-        )
         const dir = await mkdtemp(join(tmpdir(), 'rpib-ssh-'))
         let code: number
         try {
           const knownHosts = join(dir, 'known_hosts')
           await writeFile(knownHosts, knownHostsLine(alias, keyLine) + '\n', { mode: 0o600 })
-          const proxy = [process.execPath, CLI_MAIN, '--home', home, 'proxy', peer.toString()]
+          const proxy = [process.execPath, CLI_MAIN, '--home', home, 'proxy', proxyTarget]
             .map(shellQuote)
             .join(' ')
           const args = [
@@ -349,7 +426,7 @@ export function registerRelay(program: Command): void {
             'ServerAliveInterval=15',
             ...(opts.identity != null ? ['-i', opts.identity, '-o', 'IdentitiesOnly=yes'] : []),
             '-l',
-            opts.user,
+            target.user,
             alias,
             ...command,
           ]

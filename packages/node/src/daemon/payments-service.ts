@@ -118,7 +118,7 @@ export function createPaymentsService(
         },
         logger: logger('rpib:invoices'),
         // the local devchain answers in microseconds: watch it closely so sandbox rentals start at once
-        ...(c.backend === 'devchain' ? { pollIntervalMs: 500 } : {}),
+        ...(c.backend === 'devchain' ? { pollIntervalMs: 200 } : {}),
       })
       invoices.on('status', ({ invoice, from, to }) =>
         ctx.events.publish('invoice.status', {
