@@ -25,6 +25,7 @@ interface ConfigFlags {
   bitcoinBackend?: string
   bitcoinUrl?: string
   logLevel?: string
+  timeUnit?: string
 }
 
 const collect = (value: string, previous: string[] | undefined): string[] => [...(previous ?? []), value]
@@ -49,6 +50,10 @@ function addConfigFlags(cmd: Command): Command {
     )
     .option('--bitcoin-url <url>', 'Esplora or Bitcoin Core RPC URL')
     .addOption(new Option('--log-level <level>', 'log level').choices(['debug', 'info', 'warn', 'error']))
+    .option(
+      '--time-unit <seconds>',
+      'seconds in a lease "hour" (provider.secondsPerHour): regtest and sandbox networks only, for tests and demos',
+    )
 }
 
 /** Maps parsed flags to a config layer, remembering which flag set which key (for error messages). */
@@ -71,6 +76,8 @@ export function flagsLayer(flags: ConfigFlags): ConfigSource {
   set('bitcoin.backend', '--bitcoin-backend', flags.bitcoinBackend)
   set('bitcoin.url', '--bitcoin-url', flags.bitcoinUrl)
   set('log.level', '--log-level', flags.logLevel)
+  const unit = flags.timeUnit
+  set('provider.secondsPerHour', '--time-unit', unit != null && /^\d+$/.test(unit) ? Number(unit) : unit)
   return { label: 'flags', layer, keyLabels }
 }
 

@@ -52,13 +52,14 @@ test('precedence: defaults < config file < RPIB_* env < flags, key by key', asyn
       RPIB_PROVIDER: 'yes',
       RPIB_BOOTSTRAP: '/ip4/127.0.0.2/tcp/1, /ip4/127.0.0.3/tcp/2',
     }
-    const flags = flagsLayer({ apiPort: '3333', relay: true })
+    const flags = flagsLayer({ apiPort: '3333', relay: true, timeUnit: '6' })
     const { config, configFile } = await loadConfig({ home, env, flags })
     assert.equal(configFile, join(home, 'config.json'))
     assert.equal(config.network, 'sandbox-abcd1234') // file only
     assert.equal(config.presence.intervalSeconds, 60) // file only
     assert.equal(config.log.level, 'debug') // env beats file
     assert.equal(config.api.port, 3333) // flag beats env and file
+    assert.equal(config.provider.secondsPerHour, 6) // --time-unit
     assert.deepEqual(config.roles, { provider: true, relay: true })
     assert.deepEqual(config.p2p.bootstrap, ['/ip4/127.0.0.2/tcp/1', '/ip4/127.0.0.3/tcp/2']) // lists are replaced
     assert.equal(config.api.host, '127.0.0.1') // untouched defaults survive the merge
@@ -137,6 +138,21 @@ test('bad config errors are one line naming the key and where the value came fro
     await expectError({ RPIB_NETWORK: 'Main Net' }, /network \(from env RPIB_NETWORK\)/)
     await expectError({}, /api\.port \(from flag --api-port\): .*65535/, flagsLayer({ apiPort: '70000' }))
     await expectError({}, /network \(from flag --network\)/, flagsLayer({ network: 'bogus' }))
+    await expectError(
+      {},
+      /provider\.secondsPerHour \(from flag --time-unit\)/,
+      flagsLayer({ timeUnit: 'soon' }),
+    )
+    await expectError(
+      {},
+      /provider\.secondsPerHour \(from flag --time-unit\): a fast lease clock is only for regtest/,
+      flagsLayer({
+        timeUnit: '5',
+        network: 'testnet',
+        bitcoinBackend: 'esplora',
+        bitcoinUrl: 'http://127.0.0.1:1',
+      }),
+    )
   })
 })
 
