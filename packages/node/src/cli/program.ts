@@ -21,10 +21,11 @@ export const COMMAND_MODULES: readonly { commands: readonly string[]; load: () =
     load: async () => (await import('./daemon.js')).registerDaemon,
   },
   {
-    commands: ['relay', 'tunnel', 'ssh', 'ssh-config'],
+    commands: ['relay', 'tunnel', 'ssh-config'],
     load: async () => (await import('./relay.js')).registerRelay,
   },
   { commands: ['proxy'], load: async () => (await import('./proxy.js')).registerProxy },
+  { commands: ['ssh'], load: async () => (await import('./ssh.js')).registerSsh },
   { commands: ['market'], load: async () => (await import('./market.js')).registerMarket },
   { commands: ['rent', 'leases'], load: async () => (await import('./rent.js')).registerRent },
   { commands: ['lease'], load: async () => (await import('./lease.js')).registerLease },
