@@ -1,4 +1,5 @@
 import type { Command } from 'commander'
+import { UsageError } from '../errors.js'
 import { globalOptions } from './output.js'
 
 /**
@@ -20,6 +21,11 @@ export function registerProxy(program: Command): void {
         const { parsePeerMultiaddr, runProxy } = await import('../tunnel/proxy.js')
         await runProxy({ peer: parsePeerMultiaddr(target), stdin: process.stdin, stdout: process.stdout })
         return
+      }
+      if (!/^[0-9a-f]{6,64}$/.test(target)) {
+        throw new UsageError(
+          `"${target.slice(0, 80)}" is neither a lease id (hex, see rpib leases) nor a multiaddr (/ip4/…/p2p/<provider>)`,
+        )
       }
       const { home } = globalOptions(cmd)
       let offerId = target

@@ -160,7 +160,14 @@ describe('SSH over libp2p (/rpib/ssh/1.0.0) through a circuit relay', () => {
   it('reports bad addresses and unreachable providers as one clear line', async () => {
     const bad = await runCli(['--home', tmp.dir + '/renter', 'proxy', 'not-a-multiaddr'])
     assert.equal(bad.code, 1)
-    assert.match(bad.stderr, /^rpib: "not-a-multiaddr" is not a multiaddr/)
+    assert.match(bad.stderr, /^rpib: "not-a-multiaddr" is neither a lease id .* nor a multiaddr/)
+    const badAddr = await runCli(['--home', tmp.dir + '/renter', 'proxy', '/ip4/999/tcp'])
+    assert.equal(badAddr.code, 1)
+    assert.match(badAddr.stderr, /^rpib: "\/ip4\/999\/tcp" is not a multiaddr/)
+    // a lease id goes through the renter's daemon, and says so when none runs
+    const noDaemon = await runCli(['--home', tmp.dir + '/renter', 'proxy', 'abcdef012345'])
+    assert.equal(noDaemon.code, 1)
+    assert.match(noDaemon.stderr, /daemon/)
     const gone = await runCli([
       '--home',
       tmp.dir + '/renter',
