@@ -215,6 +215,8 @@ export const PresenceBeatBodySchema = z.strictObject({
   listings: z.array(DeviceIdSchema).max(LIMITS.maxPresenceListings).optional(),
   /** Increases with every beat of this node (restarts may reset it; createdAt orders across restarts). */
   seq: boundedInt(0, Number.MAX_SAFE_INTEGER),
+  /** Where the signer can be dialled now (libp2p multiaddrs, relay circuits included), so any node can reach it. */
+  addrs: z.array(EndpointSchema).max(LIMITS.maxSshEndpoints).optional(),
   load: z
     .strictObject({
       activeLeases: boundedInt(0, LIMITS.maxSlots * LIMITS.maxPresenceListings),

@@ -124,6 +124,10 @@ describe('record body schemas', () => {
     const tooMany = Array.from({ length: LIMITS.maxPresenceListings + 1 }, (_, i) => `d${i}`)
     assert.equal(accepts('presence', { seq: 0, listings: tooMany }), false)
     assert.equal(accepts('presence', { seq: -1 }), false)
+    const addr = '/ip4/203.0.113.7/tcp/4001/p2p/12D3KooWAm9svG5k8NcGBvuFvT5DFJAXQS71HYw3W9GLDXng5Z5p'
+    assert.ok(accepts('presence', { seq: 1, addrs: [addr] }))
+    assert.equal(accepts('presence', { seq: 1, addrs: Array(LIMITS.maxSshEndpoints + 1).fill(addr) }), false)
+    assert.equal(accepts('presence', { seq: 1, addrs: ['not an address'] }), false)
   })
 })
 

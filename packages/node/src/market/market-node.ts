@@ -1,4 +1,5 @@
 import type { PrivateKey } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { OrbitDB } from '@orbitdb/core'
 import { listingKey, presenceTopic, type ListingBody } from '@rpib/protocol'
@@ -8,6 +9,7 @@ import { loadOrCreateIdentity } from '../config/identity.js'
 import { ensurePrivateDir } from '../config/paths.js'
 import { RpibError } from '../errors.js'
 import { logger, type Logger } from '../log.js'
+import { rankEndpointsForRenters } from '../p2p/addresses.js'
 import { parseP2pConfig, type P2pConfigInput } from '../p2p/config.js'
 import { createHeliaNode, type HeliaNode } from '../p2p/helia.js'
 import { createP2pNode, type P2pNode } from '../p2p/libp2p.js'
@@ -167,6 +169,25 @@ export async function createMarketNode(options: MarketNodeOptions): Promise<Mark
     log: log.newScope('presence'),
     intervalMs: config.presenceIntervalMs,
     announced: ownListed,
+    addresses: () => rankEndpointsForRenters(node.getMultiaddrs().map((ma) => ma.toString())),
+    // a provider's signed addresses let any node reach it, not only the peers it happens to be connected to
+    onAddresses: (provider, addrs) => {
+      if (provider === peerId) return
+      const multiaddrs = []
+      for (const a of addrs) {
+        try {
+          const ma = multiaddr(a)
+          // the trailing /p2p/<provider> is the peer-store key, not part of the address
+          multiaddrs.push(ma.getComponents().at(-1)?.value === provider ? ma.decapsulateCode(421) : ma)
+        } catch {
+          // ssh:// endpoints and malformed strings are not for libp2p
+        }
+      }
+      if (multiaddrs.length === 0) return
+      node.peerStore
+        .merge(peerIdFromString(provider), { multiaddrs })
+        .catch((err: unknown) => log('peer store: %s', (err as Error).message))
+    },
   })
 
   let stopped = false

@@ -1,10 +1,13 @@
-import type { GossipSub, Message } from '@libp2p/gossipsub'
+import type { GossipSub, Message, SubscriptionChangeData } from '@libp2p/gossipsub'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import type { PeerId, PrivateKey } from '@libp2p/interface'
-import { presenceTopic } from '@rpib/protocol'
+import { LIMITS, presenceTopic } from '@rpib/protocol'
 import type { Logger } from '../log.js'
 import type { MarketIndex } from './market-index.js'
 import { signPresence, verifyPresence } from './records.js'
+
+/** Extra beats for peers that just joined come at most this often. */
+const EARLY_BEAT_GAP_MS = 10_000
 
 export interface PresenceStats {
   published: number
@@ -24,6 +27,10 @@ export interface PresenceServiceOptions {
   intervalMs: number
   /** device ids to announce; the node beats only while this is non-empty (providers) */
   announced: () => readonly string[]
+  /** this node's dialable addresses, announced in every beat */
+  addresses?: () => readonly string[]
+  /** a provider's signed addresses from a valid beat (the market adds them to the peer store) */
+  onAddresses?: (provider: string, addrs: readonly string[]) => void
 }
 
 /**
@@ -34,6 +41,8 @@ export interface PresenceServiceOptions {
 export class PresenceService {
   readonly topic: string
   private timer: NodeJS.Timeout | undefined
+  private earlyBeat: NodeJS.Timeout | undefined
+  private lastBeatAt = 0
   private seq = 0
   private running = false
   private readonly lastCreatedAt = new Map<string, number>()
@@ -49,15 +58,35 @@ export class PresenceService {
     const { pubsub } = this.options
     pubsub.topicValidators.set(this.topic, this.validate)
     pubsub.subscribe(this.topic)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     this.schedule(0)
+  }
+
+  /**
+   * A peer joined the presence topic: beat soon rather than at the next interval, so a newcomer sees who
+   * is online (and where to dial them) within seconds. At most one extra beat per EARLY_BEAT_GAP_MS.
+   */
+  private readonly onSubscriptionChange = (evt: CustomEvent<SubscriptionChangeData>): void => {
+    if (!evt.detail.subscriptions.some((s) => s.topic === this.topic && s.subscribe)) return
+    if (this.earlyBeat !== undefined || Date.now() - this.lastBeatAt < EARLY_BEAT_GAP_MS) return
+    this.earlyBeat = setTimeout(() => {
+      this.earlyBeat = undefined
+      this.beat().catch((err: unknown) =>
+        this.options.log('early presence beat failed: %s', (err as Error).message),
+      )
+    }, 1000)
+    this.earlyBeat.unref()
   }
 
   stop(): void {
     if (!this.running) return
     this.running = false
     clearTimeout(this.timer)
+    clearTimeout(this.earlyBeat)
     this.timer = undefined
+    this.earlyBeat = undefined
     const { pubsub } = this.options
+    pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
     pubsub.topicValidators.delete(this.topic)
     try {
       pubsub.unsubscribe(this.topic)
@@ -75,8 +104,14 @@ export class PresenceService {
     const devices = this.options.announced()
     if (!this.running || devices.length === 0) return
     const now = Date.now()
+    this.lastBeatAt = now
+    const addrs = (this.options.addresses?.() ?? []).slice(0, LIMITS.maxSshEndpoints)
     const { bytes } = await signPresence(
-      { seq: this.seq++, listings: [...devices] },
+      {
+        seq: this.seq++,
+        listings: [...devices],
+        ...(addrs.length > 0 ? { addrs } : {}),
+      },
       this.options.privateKey,
       {
         now,
@@ -125,6 +160,8 @@ export class PresenceService {
     this.lastCreatedAt.set(signer, checked.record.createdAt)
     // the receive time, not the signer's clock, decides freshness: a skewed clock cannot fake presence
     this.options.index.markSeen(signer, Date.now(), checked.record.body.listings)
+    const addrs = checked.record.body.addrs
+    if (addrs != null && addrs.length > 0) this.options.onAddresses?.(signer, addrs)
     this.counters.accepted++
     return TopicValidatorResult.Accept
   }

@@ -316,10 +316,20 @@ async function call(
   message: RentRpcRequest,
   signal?: AbortSignal,
 ): Promise<Extract<RentRpcResponse, { ok: true }>> {
-  const stream = await libp2p.dialProtocol(peerIdFromString(provider), PROTOCOLS.rent, {
-    runOnLimitedConnection: true,
-    signal: AbortSignal.any([AbortSignal.timeout(TIMEOUTS.dialTimeoutMs), ...(signal ? [signal] : [])]),
-  })
+  let stream
+  try {
+    stream = await libp2p.dialProtocol(peerIdFromString(provider), PROTOCOLS.rent, {
+      runOnLimitedConnection: true,
+      signal: AbortSignal.any([AbortSignal.timeout(TIMEOUTS.dialTimeoutMs), ...(signal ? [signal] : [])]),
+    })
+  } catch (err) {
+    if (signal?.aborted === true) throw err
+    throw new RpibError(
+      'ERR_PROVIDER_UNREACHABLE',
+      `could not reach provider ${provider.slice(-8)} (${err instanceof Error ? err.message : String(err)}); is it online? (rpib market show)`,
+      { cause: err },
+    )
+  }
   let response: RentRpcResponse
   try {
     const frames = rpcFrames(stream)

@@ -7,22 +7,15 @@
  */
 import { after, before, describe, it } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { priceSats, refundSats } from '@rpib/protocol'
-import { createDevchain, type Devchain } from '../../src/payments/devchain/server.js'
-import { DaemonStateSchema, type DaemonState } from '../../src/daemon/state-file.js'
-import {
-  BUSYBOX_IMAGE,
-  dockerSkipReason,
-  makeRenterKey,
-  uniqueName,
-  type RenterKey,
-} from '../containers/harness.js'
+import type { Devchain } from '../../src/payments/devchain/server.js'
+import type { DaemonState } from '../../src/daemon/state-file.js'
+import { BUSYBOX_IMAGE, dockerSkipReason, makeRenterKey, type RenterKey } from '../containers/harness.js'
 import { runCli } from '../helpers/cli.js'
 import { waitFor } from '../api/http.js'
-import { spawnRpib, within, type DaemonProcess } from './process.js'
+import { startRentalMarket, type RentalMarket } from './rental-market.js'
 
 const skip = await dockerSkipReason([BUSYBOX_IMAGE])
 const ENV = { RPIB_WALLET_PASSPHRASE: 'lease-cli-passphrase', RPIB_MDNS: 'false' }
@@ -44,37 +37,15 @@ interface RentalView {
   end?: { reason: string; endedAt: number; servedSeconds: number; refundDueSats: number }
 }
 
-async function started(home: string, p: DaemonProcess): Promise<DaemonState> {
-  return waitFor(
-    async () => {
-      if (p.child.exitCode != null) throw new Error(`daemon exited: ${p.stderr()}`)
-      const text = await readFile(join(home, 'daemon.json'), 'utf8').catch(() => undefined)
-      return text != null ? DaemonStateSchema.parse(JSON.parse(text)) : undefined
-    },
-    30_000,
-    `the daemon in ${home}`,
-  )
-}
-
-async function api<T>(state: DaemonState, home: string, path: string): Promise<T | undefined> {
-  const token = (await readFile(join(home, 'api-token'), 'utf8')).trim()
-  // not answering yet (starting) counts as not ready
-  const res = await fetch(`${state.apiUrl}${path}`, { headers: { authorization: `Bearer ${token}` } }).catch(
-    () => undefined,
-  )
-  return res?.ok === true ? ((await res.json()) as T) : undefined
-}
-
 describe(
   'rpib lease: replicas, ssh by prefix, extend, cancel with refund, auto-extend within a cap',
   { skip },
   () => {
-    let dir: string
-    let devchain: Devchain
+    let market: RentalMarket
     let renter: string
+    let devchain: Devchain
     let key: RenterKey
-    const daemons: DaemonProcess[] = []
-    const providers: { home: string; state: DaemonState }[] = []
+    let providers: { home: string; state: DaemonState }[] = []
     let replicas: { listingKey: string; offerId: string }[] = []
 
     const cli = (...args: string[]) => runCli(['--home', renter, ...args], ENV)
@@ -87,101 +58,31 @@ describe(
       waitFor(async () => ((r) => (ok(r) ? r : undefined))(await lease(prefix)), ms, what)
 
     before(async () => {
-      dir = await mkdtemp(join(tmpdir(), 'rpib-lease-cli-'))
-      devchain = createDevchain({ port: 0 })
-      await devchain.start()
-      const network = `sandbox-${uniqueName('l').slice(-8)}`
-      renter = join(dir, 'renter')
-      const homes = { a: join(dir, 'owner-a'), b: join(dir, 'owner-b') }
-      for (const home of [homes.a, homes.b, renter]) {
-        const created = await runCli(['--home', home, 'wallet', 'create', '--esplora-url', devchain.url], ENV)
-        assert.equal(created.code, 0, created.stderr)
-      }
-      const addr = await runCli(
-        ['--home', renter, '--json', 'wallet', 'address', '--esplora-url', devchain.url],
-        ENV,
-      )
-      const renterAddress = (JSON.parse(addr.stdout) as { address: string }).address
-      // several coins, so payments never wait on change
-      for (let i = 0; i < 6; i++) await devchain.faucet(renterAddress, 100_000)
-      await devchain.mine(1)
-      const common = ['daemon', '--network', network, '--api-port', '0', '--listen', '/ip4/127.0.0.1/tcp/0']
-      const bootstrap: string[] = []
-      for (const [name, home] of Object.entries(homes) as ['a' | 'b', string][]) {
-        const config = join(dir, `${name}.json`)
-        await writeFile(
-          config,
-          JSON.stringify({
-            provider: {
-              devices: [
-                {
-                  id: 'pi',
-                  name: `Pi ${name}`,
-                  satsPerHour: RATES[name],
-                  slots: 3,
-                  images: [BUSYBOX_IMAGE],
-                  limits: { memoryMb: 64, diskMb: 16 },
-                },
-              ],
-              secondsPerHour: HOUR,
-              zeroConfMaxSats: 1_000_000,
-              dockerNetwork: uniqueName(`rpib-lease${name}`),
-            },
-          }),
-        )
-        const p = spawnRpib(
-          [
-            '--home',
-            home,
-            ...common,
-            '--bitcoin-url',
-            devchain.url,
-            '--provider',
-            '--config',
-            config,
-            ...bootstrap,
-          ],
-          ENV,
-        )
-        daemons.push(p)
-        const state = await started(home, p)
-        const net = await waitFor(
-          async () => {
-            if (p.child.exitCode != null) throw new Error(`provider ${name} exited: ${p.stderr()}`)
-            return (await api(state, home, '/api/provider/rentals')) != null
-              ? api<{ addresses: string[] }>(state, home, '/api/network')
-              : undefined
+      market = await startRentalMarket({
+        owners: (['a', 'b'] as const).map((name) => [
+          {
+            id: 'pi',
+            name: `Pi ${name}`,
+            satsPerHour: RATES[name],
+            slots: 3,
+            images: [BUSYBOX_IMAGE],
+            limits: { memoryMb: 64, diskMb: 16 },
           },
-          120_000,
-          `provider ${name}`,
-        )
-        providers.push({ home, state })
-        bootstrap.push('--bootstrap', net.addresses[0]!)
-      }
-      const renterConfig = join(dir, 'renter.json')
-      await writeFile(renterConfig, JSON.stringify({ provider: { secondsPerHour: HOUR } }))
-      const r = spawnRpib(
-        ['--home', renter, ...common, '--bitcoin-url', devchain.url, '--config', renterConfig, ...bootstrap],
-        ENV,
-      )
-      daemons.push(r)
-      const renterState = await started(renter, r)
-      await waitFor(
-        async () => {
-          const net = await api<{ listings: { keys: number } }>(renterState, renter, '/api/network')
-          return net != null && net.listings.keys >= 2 ? true : undefined
-        },
-        90_000,
-        'both listings at the renter',
-      )
-      key = await makeRenterKey(dir)
+        ]),
+        secondsPerHour: HOUR,
+        // several coins, so parallel payments never wait on change
+        renterSats: 100_000,
+        renterCoins: 6,
+        env: ENV,
+      })
+      renter = market.renter.home
+      devchain = market.devchain
+      providers = market.owners
+      key = await makeRenterKey(market.dir)
     })
 
     after(async () => {
-      for (const d of daemons) if (d.child.exitCode == null) d.child.kill('SIGTERM')
-      for (const d of daemons) await within(d.exited, 15_000, 'daemon exit').catch(() => d.kill())
-      await devchain?.stop()
-      await rm(dir, { recursive: true, force: true })
+      await market?.stop()
     })
 
     it('--replicas 2 --distinct-owners rents one device from each owner in parallel', async () => {

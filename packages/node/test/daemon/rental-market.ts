@@ -1,7 +1,7 @@
 /**
  * A small rental market of real daemon processes for tests and benches: an in-process devchain, one or
  * more provider daemons (`rpib daemon --provider`, each with its own Docker network) and a renter daemon
- * with a funded wallet, bootstrapped to the first provider, on a fresh sandbox network id.
+ * with a funded wallet, each bootstrapped to the providers before it, on a fresh sandbox network id.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -42,7 +42,9 @@ export interface RentalMarketOptions {
   owners: DeviceInput[][]
   /** seconds in a lease "hour" (fast clock) */
   secondsPerHour: number
+  /** sats per faucet coin for the renter, and how many coins (several let parallel payments go at once) */
   renterSats?: number
+  renterCoins?: number
   /** extra provider config (e.g. zeroConfMaxSats) */
   provider?: Omit<NonNullable<ConfigInput['provider']>, 'devices'>
   env?: Record<string, string>
@@ -108,6 +110,7 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
     config: ConfigInput,
     args: string[],
     fundSats = 0,
+    coins = 1,
   ): Promise<MarketDaemon> => {
     const created = await runCli(['--home', home, 'wallet', 'create', '--esplora-url', devchain.url], env)
     if (created.code !== 0) throw new Error(`wallet create: ${created.stderr}`)
@@ -116,7 +119,8 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
         ['--home', home, '--json', 'wallet', 'address', '--esplora-url', devchain.url],
         env,
       )
-      await devchain.faucet((JSON.parse(r.stdout) as { address: string }).address, fundSats)
+      const { address } = JSON.parse(r.stdout) as { address: string }
+      for (let i = 0; i < coins; i++) await devchain.faucet(address, fundSats)
       await devchain.mine(1)
     }
     const file = join(dir, `${home.split('/').pop()!}.json`)
@@ -170,10 +174,10 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
       ).catch((err: unknown) => {
         throw new Error(`${(err as Error).message}; its log:\n${owner.process.stdout().slice(-3000)}`)
       })
-      if (i === 0) {
-        const net = await owner.api<{ addresses: string[] }>('/api/network')
-        bootstrap = ['--bootstrap', net.addresses[0]!]
-      }
+      // everyone dials every provider at start: without mDNS (off in tests) a node reaches a provider it
+      // is not connected to only after that provider's next presence beat (which carries its addresses)
+      const net = await owner.api<{ addresses: string[] }>('/api/network')
+      bootstrap = [...bootstrap, '--bootstrap', net.addresses[0]!]
       owners.push(owner)
     }
     const renter = await spawnDaemon(
@@ -181,6 +185,7 @@ export async function startRentalMarket(opts: RentalMarketOptions): Promise<Rent
       { provider: { secondsPerHour: opts.secondsPerHour } },
       bootstrap,
       opts.renterSats ?? 500_000,
+      opts.renterCoins ?? 1,
     )
     const want = opts.owners.reduce((n, d) => n + d.length, 0)
     await waitFor(
