@@ -1,8 +1,8 @@
 import { request } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Readable, Writable } from 'node:stream'
-import { readApiToken } from '../api/token.js'
-import { readDaemonState } from '../daemon/state-file.js'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { RpibError } from '../errors.js'
 
 /**
@@ -16,15 +16,27 @@ export async function proxyThroughDaemon(opts: {
   stdin: Readable
   stdout: Writable
 }): Promise<void> {
-  const state = await readDaemonState(opts.home)
-  const token = await readApiToken(opts.home)
-  if (state == null || token == null) {
+  // read by hand, not through the zod-checked readers: loading zod would cost OpenSSH ~100 ms per login
+  const read = (file: string): Promise<string | undefined> =>
+    readFile(join(opts.home, file), 'utf8').catch(() => undefined)
+  const [stateText, token] = await Promise.all([
+    read('daemon.json'),
+    read('api-token').then((t) => t?.trim()),
+  ])
+  let state: { apiUrl?: unknown } | undefined
+  try {
+    state = stateText != null ? (JSON.parse(stateText) as { apiUrl?: unknown }) : undefined
+  } catch {
+    state = undefined
+  }
+  if (typeof state?.apiUrl !== 'string' || token == null || token === '') {
     throw new RpibError(
       'ERR_NO_DAEMON',
       `no daemon runs for ${opts.home}: start it with \`rpib --home ${opts.home} daemon\``,
     )
   }
-  const url = new URL(`/api/rentals/${opts.offerId}/ssh`, state.apiUrl)
+  const apiUrl = state.apiUrl
+  const url = new URL(`/api/rentals/${opts.offerId}/ssh`, apiUrl)
   const socket = await new Promise<Socket>((resolve, reject) => {
     const req = request(url, {
       headers: { authorization: `Bearer ${token}`, connection: 'Upgrade', upgrade: 'rpib-ssh' },
@@ -47,9 +59,7 @@ export async function proxyThroughDaemon(opts: {
       })
     })
     req.on('error', (err) =>
-      reject(
-        new RpibError('ERR_NO_DAEMON', `the daemon at ${state.apiUrl} does not answer (${err.message})`),
-      ),
+      reject(new RpibError('ERR_NO_DAEMON', `the daemon at ${apiUrl} does not answer (${err.message})`)),
     )
     req.end()
   })

@@ -153,6 +153,9 @@ export function registerSsh(program: Command): void {
             'StrictHostKeyChecking=yes',
             '-o',
             'ServerAliveInterval=15',
+            // Debian's ssh_config turns GSSAPI on: a Kerberos attempt only slows the login down
+            '-o',
+            'GSSAPIAuthentication=no',
             ...(opts.identity != null ? ['-i', opts.identity, '-o', 'IdentitiesOnly=yes'] : []),
             '-l',
             target.user,
