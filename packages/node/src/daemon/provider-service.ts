@@ -34,6 +34,7 @@ import {
   removeDeviceRoute,
   showDeviceRoute,
   unpublishDeviceRoute,
+  DeviceRentalSchema,
   type DeviceDetail,
   type DeviceView,
   type Earnings,
@@ -41,16 +42,9 @@ import {
 } from './device-routes.js'
 import type { DaemonService, ServiceContext } from './service.js'
 
-const RentalSummarySchema = z.object({
-  offerId: z.string(),
+/** A rental of one of this provider's devices: a device's rental plus its listing and any refund error. */
+const RentalSummarySchema = DeviceRentalSchema.extend({
   listingKey: z.string(),
-  renter: z.string(),
-  status: z.string(),
-  priceSats: z.number().int(),
-  paidSats: z.number().int(),
-  expiresAt: z.number().int().optional(),
-  endReason: z.string().optional(),
-  refundedSats: z.number().int(),
   refundError: z.string().optional(),
 })
 
@@ -224,16 +218,21 @@ export function createProviderService(
     return {
       ...view(d),
       signedListing: latestListing(d.id) ?? null,
-      rentals: rentalsOf(d.id).map((r) => ({
-        offerId: r.offerId,
-        renter: r.request.signer,
-        status: r.state.status,
-        priceSats: r.state.priceSats,
-        paidSats: r.state.paidSats,
-        ...(r.state.expiresAt !== undefined ? { expiresAt: r.state.expiresAt } : {}),
-        ...(r.state.endReason !== undefined ? { endReason: r.state.endReason } : {}),
-        refundedSats: refundedOf(r),
-      })),
+      rentals: rentalsOf(d.id).map(rentalSummary),
+    }
+  }
+
+  /** What an owner sees of one rental of a device. */
+  function rentalSummary(r: ProviderRental): z.infer<typeof DeviceRentalSchema> {
+    return {
+      offerId: r.offerId,
+      renter: r.request.signer,
+      status: r.state.status,
+      priceSats: r.state.priceSats,
+      paidSats: r.state.paidSats,
+      ...(r.state.expiresAt !== undefined ? { expiresAt: r.state.expiresAt } : {}),
+      ...(r.state.endReason !== undefined ? { endReason: r.state.endReason } : {}),
+      refundedSats: refundedOf(r),
     }
   }
 
@@ -451,15 +450,8 @@ export function createProviderService(
         }
         return {
           rentals: manager.list().map((r) => ({
-            offerId: r.offerId,
+            ...rentalSummary(r),
             listingKey: r.request.body.listingKey,
-            renter: r.request.signer,
-            status: r.state.status,
-            priceSats: r.state.priceSats,
-            paidSats: r.state.paidSats,
-            ...(r.state.expiresAt !== undefined ? { expiresAt: r.state.expiresAt } : {}),
-            ...(r.state.endReason !== undefined ? { endReason: r.state.endReason } : {}),
-            refundedSats: refundedOf(r),
             ...(r.refundError !== undefined ? { refundError: r.refundError } : {}),
           })),
         }

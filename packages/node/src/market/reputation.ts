@@ -124,18 +124,7 @@ export function summarizeHistory(records: Iterable<HistoryRecord>): Map<string, 
     const provider = key.slice(0, key.indexOf('|'))
     let s = out.get(provider)
     if (s === undefined) {
-      s = {
-        provider,
-        leases: 0,
-        completedLeases: 0,
-        failedLeases: 0,
-        refunds: 0,
-        refundedSats: 0,
-        failedRefunds: 0,
-        failedRefundSats: 0,
-        outages: 0,
-        outageSeconds: 0,
-      }
+      s = emptySummary(provider)
       out.set(provider, s)
     }
     if (f.renter !== undefined) s.leases++
