@@ -393,7 +393,7 @@ export async function fetchRentalStatus(o: {
  * ERR_LEASE_ENDED with the reason). Bounded by `signal` and `timeoutMs` (default: the provision timeout).
  */
 /** Failures of the exchange itself (no answer, a broken stream), as opposed to what the provider said. */
-const TRANSPORT_ERRORS = new Set(['ERR_RPC_TIMEOUT', 'ERR_RPC_MALFORMED'])
+const TRANSPORT_ERRORS = new Set(['ERR_RPC_TIMEOUT', 'ERR_RPC_MALFORMED', 'ERR_PROVIDER_UNREACHABLE'])
 
 export async function waitForLease(o: {
   libp2p: Pick<Libp2p, 'dialProtocol'>
