@@ -11,23 +11,12 @@ import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { signRecord, type Listing } from '@rpib/protocol'
-import { createDockerRuntime } from '../src/containers/index.js'
-import { createDevchain } from '../src/payments/devchain/server.js'
-import { createEsploraBackend } from '../src/payments/esplora.js'
-import { createInvoiceService } from '../src/payments/invoice-service.js'
-import { createInvoiceFileStore } from '../src/payments/invoice-store.js'
-import { createWallet, openWallet } from '../src/payments/wallet.js'
-import { createRentalNegotiator, requestOffer, waitForLease } from '../src/rentals/negotiation.js'
-import { createLeaseManager } from '../src/rentals/provider-leases.js'
-import { createRentalFileStore } from '../src/rentals/rental-store.js'
-import { createSshServer } from '../src/ssh/index.js'
-import { opensshClientOptions } from '../test/containers/harness.js'
-import { testListingBody } from '../test/rentals/fixtures.js'
+import { requestOffer, waitForLease } from '../src/rentals/negotiation.js'
+import { makeRenterKey, opensshClientOptions } from '../test/containers/harness.js'
+import { startLeaseHarness } from '../test/rentals/lease-harness.js'
 import { printTable } from './table.js'
 
 const exec = promisify(execFile)
@@ -35,20 +24,20 @@ const RUNS = 5
 const IMAGE = 'rpib/busybox:latest'
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!
 
+const h = await startLeaseHarness({
+  name: 'bench',
+  secondsPerHour: 3600,
+  listing: { deviceId: 'bench', satsPerHour: 1000, maxHours: 24, slots: RUNS, images: [IMAGE] },
+  renterFundingSats: [10_000_000],
+  providerFundingSats: 0,
+  invoicePolicy: { confirmationsRequired: 1, zeroConfMaxSats: 10_000_000 },
+  sweepIntervalMs: 200,
+  sshServer: true,
+})
+const ssh = h.ssh!
+const { listing } = h
+/** the renter's side: its SSH key and known_hosts */
 const dir = await mkdtemp(join(tmpdir(), 'rpib-bench-rent-'))
-const devchain = createDevchain({ port: 0 })
-await devchain.start()
-const backend = createEsploraBackend({ url: devchain.url })
-const kdf = { N: 1024, r: 8, p: 1 }
-const wallet = async (name: string) => {
-  const home = join(dir, name)
-  await createWallet({ home, network: 'regtest', passphrase: 'bench-passphrase', kdf })
-  return { home, wallet: await openWallet({ home, backend, passphrase: 'bench-passphrase' }) }
-}
-const provider = await wallet('provider')
-const renter = await wallet('renter')
-await devchain.faucet((await renter.wallet.nextReceiveAddress()).address, 10_000_000)
-await devchain.mine(1)
 
 const node = (privateKey: Ed25519PrivateKey, listen: string[]) =>
   createLibp2p({
@@ -58,68 +47,11 @@ const node = (privateKey: Ed25519PrivateKey, listen: string[]) =>
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
   })
-const providerKey = await generateKeyPair('Ed25519')
-const renterKey = await generateKeyPair('Ed25519')
-const providerNode = await node(providerKey, ['/ip4/127.0.0.1/tcp/0'])
-const renterNode = await node(renterKey, [])
+const providerNode = await node(h.providerKey, ['/ip4/127.0.0.1/tcp/0'])
+const renterNode = await node(h.renterKey, [])
 await renterNode.peerStore.merge(providerNode.peerId, { multiaddrs: providerNode.getMultiaddrs() })
-
-const invoices = createInvoiceService({
-  store: createInvoiceFileStore(provider.home),
-  backend,
-  wallet: provider.wallet,
-  pollIntervalMs: 100,
-  policy: { confirmationsRequired: 1, zeroConfMaxSats: 10_000_000 },
-})
-await invoices.start()
-const runtime = createDockerRuntime({ networkName: `rpib-bench-${process.pid}` })
-await runtime.ensureNetwork()
-const ssh = createSshServer({
-  hostKeyPath: join(dir, 'host_key'),
-  runtime,
-  lookupLease: (user) => manager.lookup(user),
-})
-await ssh.start()
-const manager = createLeaseManager({
-  privateKey: providerKey,
-  peerId: providerNode.peerId,
-  store: createRentalFileStore(join(dir, 'rentals')),
-  invoices,
-  runtime,
-  listing: () => listing,
-  sshAccess: () => ({
-    endpoints: [`ssh://127.0.0.1:${ssh.port}`],
-    hostKeyFingerprint: ssh.hostKeyFingerprint,
-  }),
-  sweepIntervalMs: 200,
-})
-await manager.start()
-const listing: Listing = await signRecord(
-  'listing',
-  testListingBody({
-    deviceId: 'bench',
-    satsPerHour: 1000,
-    maxHours: 24,
-    slots: RUNS,
-    images: [IMAGE],
-    sshHostKey: ssh.hostKeyFingerprint,
-  }),
-  providerKey,
-)
-const negotiator = createRentalNegotiator({
-  privateKey: providerKey,
-  peerId: providerNode.peerId,
-  listing: () => listing,
-  busySlots: (d) => manager.busySlots(d),
-  invoices,
-  bitcoinNetwork: 'regtest',
-  onOffer: (o) => manager.track(o),
-  status: (id) => manager.rentalStatus(id),
-})
-await negotiator.start(providerNode)
-const keyPath = join(dir, 'id_ed25519')
-await exec('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', keyPath])
-const publicKey = (await exec('cat', [`${keyPath}.pub`])).stdout.trim()
+await h.negotiator.start(providerNode)
+const { path: keyPath, publicKey } = await makeRenterKey(dir)
 const knownHosts = join(dir, 'known_hosts')
 await writeFile(knownHosts, `[127.0.0.1]:${ssh.port} ${ssh.hostPublicKey}\n`)
 
@@ -135,14 +67,14 @@ try {
     const t0 = performance.now()
     const { offer } = await requestOffer({
       libp2p: renterNode,
-      privateKey: renterKey,
+      privateKey: h.renterKey,
       listing,
       durationSeconds: 3600,
       image: IMAGE,
       sshPublicKeys: [publicKey],
     })
     const t1 = performance.now()
-    await renter.wallet.send({ to: offer.body.invoice.address, amountSats: offer.body.priceSats })
+    await h.renterWallet.send({ to: offer.body.invoice.address, amountSats: offer.body.priceSats })
     const t2 = performance.now()
     const lease = await waitForLease({ libp2p: renterNode, offer, pollMs: 50, timeoutMs: 60_000 })
     const t3 = performance.now()
@@ -172,14 +104,8 @@ try {
     { metric: 'total: rent start → shell', value: median(phases.total), unit: 'ms', goal: '≤ 2000' },
   ])
 } finally {
-  await negotiator.stop()
-  await manager.stop()
-  await ssh.stop()
-  await invoices.stop()
-  for (const l of await runtime.listLeases()) await runtime.removeLease(l.leaseId)
-  await runtime.removeNetwork()
+  await h.stop()
   await renterNode.stop()
   await providerNode.stop()
-  await devchain.stop()
   await rm(dir, { recursive: true, force: true })
 }

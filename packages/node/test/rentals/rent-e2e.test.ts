@@ -15,31 +15,18 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Ed25519PrivateKey, Libp2p } from '@libp2p/interface'
 import { tcp } from '@libp2p/tcp'
 import { createLibp2p } from 'libp2p'
-import { signRecord, type Listing } from '@rpib/protocol'
-import { createDockerRuntime, type DockerRuntime } from '../../src/containers/index.js'
-import { createInvoiceService, type InvoiceService } from '../../src/payments/invoice-service.js'
-import { createInvoiceFileStore } from '../../src/payments/invoice-store.js'
-import {
-  createRentalNegotiator,
-  fetchRentalStatus,
-  requestOffer,
-  waitForLease,
-  type RentalNegotiator,
-} from '../../src/rentals/negotiation.js'
-import { createLeaseManager, type LeaseManager } from '../../src/rentals/provider-leases.js'
-import { createRentalFileStore } from '../../src/rentals/rental-store.js'
-import { createSshServer, type SshServer } from '../../src/ssh/index.js'
+import { fetchRentalStatus, requestOffer, waitForLease } from '../../src/rentals/negotiation.js'
+import type { SshServer } from '../../src/ssh/index.js'
 import {
   BUSYBOX_IMAGE,
   dockerSkipReason,
   makeRenterKey,
   opensshClientOptions,
   runProcess,
-  uniqueName,
   type RenterKey,
 } from '../containers/harness.js'
-import { testListingBody } from './fixtures.js'
-import { paymentsEnv, waitFor, type PaymentsEnv } from '../payments/helpers/env.js'
+import { waitFor } from '../payments/helpers/env.js'
+import { startLeaseHarness, type LeaseHarness } from './lease-harness.js'
 
 const HOUR = 4 // fast test clock: an "hour" lasts 4 s
 const skip = await dockerSkipReason([BUSYBOX_IMAGE])
@@ -54,118 +41,57 @@ const p2p = (privateKey: Ed25519PrivateKey, listen: string[]) =>
   })
 
 describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH', { skip }, () => {
-  let env: PaymentsEnv
+  let h: LeaseHarness
+  /** the renter's files: its SSH key and known_hosts */
   let dir: string
-  let providerKey: Ed25519PrivateKey
-  let renterKey: Ed25519PrivateKey
   let provider: Libp2p
   let renter: Libp2p
   let stranger: Libp2p
-  let invoices: InvoiceService
-  let runtime: DockerRuntime
   let ssh: SshServer
-  let manager: LeaseManager
-  let negotiator: RentalNegotiator
-  let listing: Listing
   let renterSsh: RenterKey
 
   before(async () => {
-    env = await paymentsEnv()
+    h = await startLeaseHarness({
+      name: 'e2e',
+      secondsPerHour: HOUR,
+      listing: { deviceId: 'e2e', satsPerHour: 5_000, maxHours: 8, slots: 1 },
+      renterFundingSats: [200_000],
+      providerFundingSats: 0,
+      // small rentals are accepted from the mempool, as the sandbox does
+      invoicePolicy: { confirmationsRequired: 1, zeroConfMaxSats: 100_000 },
+      sshServer: true,
+    })
+    assert.ok(h.ssh, 'the harness serves the leases over SSH')
+    ssh = h.ssh
     dir = await mkdtemp(join(tmpdir(), 'rpib-rent-e2e-'))
-    providerKey = await generateKeyPair('Ed25519')
-    provider = await p2p(providerKey, ['/ip4/127.0.0.1/tcp/0'])
-    renterKey = await generateKeyPair('Ed25519')
-    renter = await p2p(renterKey, [])
+    provider = await p2p(h.providerKey, ['/ip4/127.0.0.1/tcp/0'])
+    renter = await p2p(h.renterKey, [])
     stranger = await p2p(await generateKeyPair('Ed25519'), [])
     for (const node of [renter, stranger]) {
       await node.peerStore.merge(provider.peerId, { multiaddrs: provider.getMultiaddrs() })
     }
-    const p = await env.newWallet('provider')
-    invoices = createInvoiceService({
-      store: createInvoiceFileStore(p.home),
-      backend: env.backend,
-      wallet: p.wallet,
-      pollIntervalMs: 100,
-      // small rentals are accepted from the mempool, as the sandbox does
-      policy: { confirmationsRequired: 1, zeroConfMaxSats: 100_000 },
-    })
-    await invoices.start()
-    runtime = createDockerRuntime({ networkName: uniqueName('rpib-e2e') })
-    await runtime.ensureNetwork()
-    manager = createLeaseManager({
-      privateKey: providerKey,
-      peerId: provider.peerId,
-      store: createRentalFileStore(join(dir, 'provider')),
-      invoices,
-      runtime,
-      listing: () => listing,
-      sshAccess: () => ({
-        endpoints: [`ssh://127.0.0.1:${ssh.port}`],
-        hostKeyFingerprint: ssh.hostKeyFingerprint,
-      }),
-      sweepIntervalMs: 100,
-    })
-    ssh = createSshServer({
-      hostKeyPath: join(dir, 'ssh_host_ed25519_key'),
-      runtime,
-      lookupLease: (user) => manager.lookup(user),
-    })
-    await ssh.start()
-    listing = await signRecord(
-      'listing',
-      testListingBody({
-        deviceId: 'e2e',
-        satsPerHour: 5_000,
-        maxHours: 8,
-        slots: 1,
-        sshHostKey: ssh.hostKeyFingerprint,
-      }),
-      providerKey,
-    )
-    await manager.start()
-    negotiator = createRentalNegotiator({
-      privateKey: providerKey,
-      peerId: provider.peerId,
-      listing: () => listing,
-      busySlots: (d) => manager.busySlots(d),
-      invoices,
-      bitcoinNetwork: 'regtest',
-      secondsPerHour: HOUR,
-      onOffer: (o) => manager.track(o),
-      status: (offerId) => manager.rentalStatus(offerId),
-    })
-    await negotiator.start(provider)
+    await h.negotiator.start(provider)
     renterSsh = await makeRenterKey(dir)
   })
 
   after(async () => {
-    await negotiator?.stop()
-    await manager?.stop()
-    await ssh?.stop()
-    await invoices?.stop()
+    await h?.stop()
     for (const node of [renter, stranger, provider]) await node?.stop()
-    for (const l of (await runtime?.listLeases()) ?? []) await runtime.removeLease(l.leaseId)
-    await runtime?.removeNetwork()
-    await env?.close()
-    await rm(dir, { recursive: true, force: true })
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true })
   })
 
   it('list → offer → pay → lease → ssh → expire, with the host key pinned from the lease', async () => {
-    const renterWallet = (await env.newWallet('renter')).wallet
-    await env.devchain.faucet((await renterWallet.nextReceiveAddress()).address, 200_000)
-    await env.devchain.mine(1)
-
     const { offer } = await requestOffer({
       libp2p: renter,
-      privateKey: renterKey,
-      listing,
+      privateKey: h.renterKey,
+      listing: h.listing,
       durationSeconds: 2 * HOUR,
       image: BUSYBOX_IMAGE,
       sshPublicKeys: [renterSsh.publicKey],
       secondsPerHour: HOUR,
     })
     assert.equal(offer.body.priceSats, 10_000)
-    await renterWallet.send({ to: offer.body.invoice.address, amountSats: offer.body.priceSats })
+    await h.renterWallet.send({ to: offer.body.invoice.address, amountSats: offer.body.priceSats })
 
     const statuses: string[] = []
     const lease = await waitForLease({
@@ -176,7 +102,7 @@ describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH
       onStatus: (v) => statuses.push(v.status),
     })
     assert.ok(statuses.includes('active'))
-    assert.equal(lease.body.ssh.hostKeyFingerprint, listing.body.sshHostKey)
+    assert.equal(lease.body.ssh.hostKeyFingerprint, h.listing.body.sshHostKey)
 
     // the renter pins the provider's host key: known_hosts comes from what the lease promised
     assert.equal(ssh.hostKeyFingerprint, lease.body.ssh.hostKeyFingerprint)
@@ -202,11 +128,11 @@ describe('rent over libp2p, pay on the devchain, SSH into the lease with OpenSSH
     )
     assert.equal(ended.status, 'ended')
     assert.equal(ended.end?.body.reason, 'expired')
-    assert.equal(await runtime.getLease(lease.body.ssh.user), undefined)
+    assert.equal(await h.runtime.getLease(lease.body.ssh.user), undefined)
   })
 
   it('a stranger cannot read another renter’s rental', async () => {
-    const offer = manager.list()[0]?.offer
+    const offer = h.manager.list()[0]?.offer
     assert.ok(offer !== undefined)
     await assert.rejects(fetchRentalStatus({ libp2p: stranger, offer }), { code: 'ERR_RENT_UNKNOWN_OFFER' })
   })
