@@ -32,6 +32,7 @@ import {
   type RentRpcRequest,
   type RentRpcResponse,
 } from '@rpib/protocol'
+import { DUST_SATS } from '../payments/amounts.js'
 import { RpibError } from '../errors.js'
 import { logger as makeLogger, type Logger } from '../log.js'
 import { errorText, rpcFrames } from './wire.js'
@@ -148,6 +149,13 @@ export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNeg
     }
 
     const price = priceSats(listing.body.satsPerHour, request.body.durationSeconds, secondsPerHour)
+    if (price < DUST_SATS) {
+      // nobody could pay it: a Bitcoin output this small is dust
+      return refuse(
+        'ERR_RENT_PRICE_TOO_LOW',
+        `${price} sats is below the ${DUST_SATS}-sat dust limit; rent more hours`,
+      )
+    }
     const requestId = recordId(request)
     const invoice = await opts.invoices.create({
       amountSats: price,
@@ -204,6 +212,12 @@ export function createRentalNegotiator(opts: RentalNegotiatorOptions): RentalNeg
           return refuse('ERR_EXTEND_NOT_ACTIVE', 'only an active lease of a listed device can be extended')
         }
         const price = priceSats(listing.body.satsPerHour, message.addSeconds, secondsPerHour)
+        if (price < DUST_SATS) {
+          return refuse(
+            'ERR_RENT_PRICE_TOO_LOW',
+            `${price} sats is below the ${DUST_SATS}-sat dust limit; extend by more hours`,
+          )
+        }
         return { ok: true, extension: await opts.extend(message.offerId, message.addSeconds, price) }
       }
       case 'cancel':

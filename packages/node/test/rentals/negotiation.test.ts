@@ -135,6 +135,23 @@ describe('rental negotiation over /rpib/rent/1.0.0 (real libp2p, real invoices o
     await assert.rejects(ask({ listing: stale }), /refresh and retry/)
   })
 
+  it('refuses an offer below the dust limit, which no wallet could pay', async () => {
+    const normal = listing
+    listing = await signRecord('listing', listingBody({ version: 4, satsPerHour: 100 }), providerKey)
+    try {
+      await assert.rejects(ask({ listing }), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'ERR_RENT_PRICE_TOO_LOW')
+        assert.match(err.message, /200 sats is below the 294-sat dust limit; rent more hours/)
+        return true
+      })
+      // three hours cost 300 sats: payable, so offered
+      const ok = await ask({ listing, durationSeconds: 3 * SECONDS_PER_HOUR })
+      assert.equal(ok.offer.body.priceSats, 300)
+    } finally {
+      listing = normal
+    }
+  })
+
   it('refuses an unknown listing and a full device', async () => {
     const other = await signRecord('listing', listingBody({ deviceId: 'nope' }), providerKey)
     await assert.rejects(ask({ listing: other }), { code: 'ERR_RENT_UNKNOWN_LISTING' })
