@@ -75,26 +75,3 @@ export function bridge(a: Duplex, b: Duplex, counters: BridgeCounters, bucket?: 
   b.on('error', () => b.destroy())
   return Promise.all([closed(a), closed(b)]).then(() => undefined)
 }
-
-/**
- * ssh2 emits each SSH packet as several small writes (length, payload, MAC). Corking the socket until
- * the end of the current tick sends them, and every other packet of the same tick, as one writev:
- * fewer syscalls and segments on bulk transfers, no added delay for keystrokes.
- */
-export function coalesceWrites<T extends Duplex>(socket: T): T {
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
-  let corked = false
-  const uncork = (): void => {
-    corked = false
-    socket.uncork()
-  }
-  socket.write = ((...args: unknown[]): boolean => {
-    if (!corked) {
-      corked = true
-      socket.cork()
-      process.nextTick(uncork)
-    }
-    return write(...args)
-  }) as T['write']
-  return socket
-}

@@ -1,5 +1,6 @@
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { RpibError } from '../errors.js'
+import { listen } from '../net/sockets.js'
 import type { Logger } from '../log.js'
 import type { JumpRelay } from './jump-server.js'
 import type { RelayLimits } from './limits.js'
@@ -131,13 +132,7 @@ export function createHttpIngress(init: HttpIngressInit): HttpIngress {
     async start() {
       if (server != null) return
       const s = createServer(onSocket)
-      await new Promise<void>((resolve, reject) => {
-        s.once('error', reject)
-        s.listen(init.port, init.host, () => {
-          s.off('error', reject)
-          resolve()
-        })
-      })
+      await listen(s, init.port, init.host)
       server = s
     },
     async stop() {

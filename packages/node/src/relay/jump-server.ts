@@ -6,7 +6,8 @@ import type { AuthContext, Connection, ServerChannel } from 'ssh2'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { RpibError } from '../errors.js'
 import type { Logger } from '../log.js'
-import { bridge, coalesceWrites, TokenBucket } from './bridge.js'
+import { coalesceWrites, listen } from '../net/sockets.js'
+import { bridge, TokenBucket } from './bridge.js'
 import type { RelayLimits } from './limits.js'
 import { ownerLabel, parseTunnelName } from './names.js'
 import { ed25519FromBlob, fingerprintOfBlob } from './ssh-keys.js'
@@ -341,13 +342,7 @@ export function createJumpRelay(init: JumpRelayInit): JumpRelay {
     async start() {
       if (netServer != null) return
       const server = createServer(onSocket)
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(init.port, init.host, () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
+      await listen(server, init.port, init.host)
       netServer = server
       log('jump relay listening on %s:%d', init.host, (server.address() as AddressInfo).port)
     },

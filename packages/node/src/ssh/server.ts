@@ -4,6 +4,7 @@ import { join } from 'node:path'
 import type { Duplex } from 'node:stream'
 import ssh2, { type AuthContext, type CipherAlgorithm, type Connection } from 'ssh2'
 import type { ContainerRuntime } from '../containers/types.js'
+import { coalesceWrites, listen } from '../net/sockets.js'
 import { logger as namedLogger, type Logger } from '../log.js'
 import {
   AuthRateLimiter,
@@ -81,28 +82,6 @@ function formatDuration(ms: number): string {
   if (minutes < 60) return `${minutes} min`
   const hours = Math.floor(minutes / 60)
   return `${hours} h ${minutes % 60} min`
-}
-
-/**
- * ssh2 writes every packet as 3-4 separate writes (length, ciphertext, tag). Corking the transport for
- * the rest of the tick turns them, and every other packet produced in the same tick, into one writev:
- * far fewer syscalls and TCP segments for bulk transfers, and no added latency for interactive ones.
- */
-function coalesceWrites(socket: Duplex): void {
-  const write = socket.write.bind(socket) as (...args: unknown[]) => boolean
-  let corked = false
-  const uncork = (): void => {
-    corked = false
-    socket.uncork()
-  }
-  socket.write = ((...args: unknown[]): boolean => {
-    if (!corked) {
-      corked = true
-      socket.cork()
-      process.nextTick(uncork)
-    }
-    return write(...args)
-  }) as Duplex['write']
 }
 
 async function findOnPath(name: string): Promise<string | undefined> {
@@ -278,13 +257,7 @@ export function createSshServer(options: SshServerOptions): SshServer {
         accept(socket, socket.remoteAddress ?? 'unknown')
       })
       netServer = server
-      await new Promise<void>((resolve, reject) => {
-        server.once('error', reject)
-        server.listen(options.port ?? 0, options.host ?? '127.0.0.1', () => {
-          server.off('error', reject)
-          resolve()
-        })
-      })
+      await listen(server, options.port ?? 0, options.host ?? '127.0.0.1')
       const address = server.address()
       listeningPort = typeof address === 'object' && address != null ? address.port : 0
       let checking = false // a slow lookup must not let two checks warn or disconnect twice
