@@ -126,23 +126,13 @@ export async function createMarketNode(options: MarketNodeOptions): Promise<Mark
   const orbit = orbitdb
   const peerId = node.peerId.toString()
 
-  // reputation, for now: leases a provider reports as served to the end (signed lease-end records)
-  const completedLeases = new Map<string, Set<string>>()
-  const index = new MarketIndex({
-    offlineAfterMs: config.offlineAfterMs,
-    reputation: (provider) => completedLeases.get(provider)?.size,
-  })
+  // reputation comes from the offers log's history records (ReputationBook, wired by the market service)
+  const index = new MarketIndex({ offlineAfterMs: config.offlineAfterMs })
   const offers = new OffersLog({
     orbitdb: orbit,
     networkId,
     keepEpochs: config.offersEpochsKept,
     log: log.newScope('offers'),
-    onRecord: (record) => {
-      if (record.type !== 'lease-end' || (record.body as { reason?: string }).reason !== 'expired') return
-      const seen = completedLeases.get(record.signer) ?? new Set<string>()
-      seen.add(record.sig)
-      completedLeases.set(record.signer, seen)
-    },
   })
   const watchers = new Set<(key: string, listing: Listing) => void>()
   const listings = new ListingsStore({

@@ -156,7 +156,6 @@ export interface OffersLogOptions {
   now?: () => number
   /** how often to check for a new month (ms) */
   rotateCheckMs?: number
-  onRecord?: (record: SignedRecord) => void
 }
 
 /**
@@ -228,7 +227,6 @@ export class OffersLog {
   }
 
   private emit(record: SignedRecord): void {
-    this.options.onRecord?.(record)
     for (const watcher of this.watchers) watcher(record as HistoryRecord)
   }
 
